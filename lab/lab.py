@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""The lab: Docker containers that act as bare-metal hosts (systemd as PID 1).
+
+One recipe serves everything that needs hosts: `make lab-up`, the Molecule
+scenarios (their create/destroy playbooks call this script) and the
+full-cluster tests.
+
+    lab.py up   [--name NAME] [--hosts N] [--subnet CIDR]
+    lab.py down [--name NAME | --all]
+    lab.py status
+    lab.py image            # build (or reuse) the base image only
+    lab.py docker           # make sure a Docker daemon answers
+
+On a machine without a running Docker daemon the lab installs Debian's
+docker.io and starts dockerd itself (recording its PID under .lab/), and stops
+it again when the last lab is removed. Where the machine's capability bounding
+set lacks CAP_SYS_RESOURCE, privileged containers cannot start; the lab then
+registers lab/runc-wrapper as dockerd's default runtime (see that file).
+
+Only the standard library is used: this runs before the venv is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+LAB_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(LAB_DIR)
+STATE = os.path.join(REPO, ".lab")
+CACHE = os.environ.get("BMK8S_CACHE", os.path.expanduser("~/.cache/baremetal-k8s"))
+RECIPE = os.path.join(LAB_DIR, "image", "recipe.sh")
+MIRROR = os.environ.get("BMK8S_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+IMAGE_REPO = "bmk8s/debian-systemd"
+LABEL = "io.baremetal-k8s.lab"
+DOCKERD_PIDFILE = os.path.join(STATE, "dockerd.pid")
+CAP_SYS_RESOURCE = 24
+DEFAULT_NAME = "bmk8s"
+DEFAULT_SUBNET = "172.30.0.0/24"
+# Paths kubeadm hosts keep on volumes: overlay on overlay fails for containerd.
+VOLUME_PATHS = ("/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd")
+
+
+def log(message):
+    print("lab: " + message, flush=True)
+
+
+def run(args, check=True, capture=False, **kwargs):
+    result = subprocess.run(args, check=False, text=True, capture_output=capture, **kwargs)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout or "").strip() if capture else ""
+        raise SystemExit("lab: command failed (%d): %s\n%s" % (result.returncode, " ".join(args), detail))
+    return result
+
+
+def docker_cli():
+    # Prefer the client that matches Debian's daemon; another may sit first in PATH.
+    return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
+
+
+def docker(*args, check=True, capture=True):
+    return run([docker_cli(), *args], check=check, capture=capture)
+
+
+# --- Docker daemon ------------------------------------------------------------
+
+
+def ensure_packages():
+    needed = [pkg for pkg, binary in (("docker.io", "dockerd"), ("debootstrap", "debootstrap"), ("iptables", "iptables"))
+              if not shutil.which(binary) and not os.path.exists("/usr/sbin/" + binary)]
+    if not needed:
+        return
+    log("installing " + " ".join(needed))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", *needed], env=env, capture=True)
+
+
+def docker_answers():
+    return docker("info", "--format", "{{.ServerVersion}}", check=False).returncode == 0
+
+
+def machine_lacks_sys_resource():
+    """True where the capability bounding set cannot grant CAP_SYS_RESOURCE."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("CapBnd:"):
+                return not (int(line.split()[1], 16) >> CAP_SYS_RESOURCE) & 1
+    return False
+
+
+def start_dockerd():
+    os.makedirs(STATE, exist_ok=True)
+    config = {"storage-driver": "overlay2"}
+    if machine_lacks_sys_resource():
+        wrapper = os.path.join(STATE, "runc-wrapper")
+        shutil.copy(os.path.join(LAB_DIR, "runc-wrapper"), wrapper)
+        os.chmod(wrapper, 0o755)
+        config["runtimes"] = {"bmk8s-runc": {"path": wrapper}}
+        config["default-runtime"] = "bmk8s-runc"
+        log("CAP_SYS_RESOURCE missing from the bounding set: using the runc wrapper")
+    config_path = os.path.join(STATE, "daemon.json")
+    with open(config_path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+    logfile = open(os.path.join(STATE, "dockerd.log"), "ab")  # noqa: SIM115 - handed to the daemon
+    process = subprocess.Popen(
+        ["dockerd", "--config-file", config_path, "--pidfile", os.path.join(STATE, "dockerd.docker-pid")],
+        stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    with open(DOCKERD_PIDFILE, "w", encoding="ascii") as handle:
+        handle.write(str(process.pid))
+    deadline = time.monotonic() + 60
+    while not docker_answers():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("lab: dockerd did not start; see %s" % os.path.join(STATE, "dockerd.log"))
+        time.sleep(0.5)
+    log("started dockerd (pid %d)" % process.pid)
+
+
+def ensure_docker():
+    if docker_answers():
+        return
+    ensure_packages()
+    start_dockerd()
+
+
+def our_dockerd_pid():
+    try:
+        with open(DOCKERD_PIDFILE, encoding="ascii") as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def stop_dockerd():
+    pid = our_dockerd_pid()
+    if pid is None:
+        return
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.3)
+    os.unlink(DOCKERD_PIDFILE)
+    log("stopped dockerd (pid %d)" % pid)
+
+
+# --- Base image ---------------------------------------------------------------
+
+
+def recipe_hash():
+    digest = hashlib.sha256()
+    with open(RECIPE, "rb") as handle:
+        digest.update(handle.read())
+    digest.update(MIRROR.encode())
+    return digest.hexdigest()[:12]
+
+
+def ensure_image():
+    """Return the tag of the base image, building it only when its recipe changed."""
+    tag = "%s:%s" % (IMAGE_REPO, recipe_hash())
+    if docker("image", "inspect", tag, check=False).returncode == 0:
+        return tag
+    archive = os.path.join(CACHE, "images", "debian-systemd-%s.tar.gz" % recipe_hash())
+    if not os.path.exists(archive):
+        ensure_packages()
+        started = time.monotonic()
+        log("building the base image with debootstrap (about a minute)")
+        with tempfile.TemporaryDirectory(prefix="bmk8s-rootfs-") as rootfs:
+            run(["bash", RECIPE, rootfs, MIRROR], capture=True)
+            os.makedirs(os.path.dirname(archive), exist_ok=True)
+            partial = archive + ".partial"
+            run(["tar", "-C", rootfs, "--numeric-owner", "-czf", partial, "."])
+            os.replace(partial, archive)
+        log("base image built in %.0f s" % (time.monotonic() - started))
+    rootfs_tag = tag + "-rootfs"
+    docker("image", "import", archive, rootfs_tag)
+    # `docker import --change` cannot set STOPSIGNAL; a one-step build FROM the
+    # imported image can, and needs no registry.
+    dockerfile = "\n".join([
+        "FROM " + rootfs_tag,
+        "ENV container=docker PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "STOPSIGNAL SIGRTMIN+3",
+        'CMD ["/lib/systemd/systemd"]',
+    ]) + "\n"
+    run([docker_cli(), "build", "-q", "-t", tag, "-t", IMAGE_REPO + ":latest", "-"], input=dockerfile, capture=True)
+    docker("rmi", rootfs_tag, check=False)
+    return tag
+
+
+# --- Hosts --------------------------------------------------------------------
+
+
+def lab_state_dir(name):
+    return os.path.join(STATE, name)
+
+
+def ssh_keypair():
+    key = os.path.join(STATE, "ssh", "id_ed25519")
+    if not os.path.exists(key):
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], capture=True)
+    with open(key + ".pub", encoding="ascii") as handle:
+        return key, handle.read().strip()
+
+
+def host_plan(name, count, subnet):
+    network = ipaddress.ip_network(subnet)
+    hosts = []
+    for index in range(1, count + 1):
+        hosts.append({"name": "%s-node-%d" % (name, index), "address": str(network.network_address + 10 + index),
+                      "rack": "rack-%d" % index})
+    return hosts
+
+
+def start_host(name, host, image, network):
+    container = host["name"]
+    if docker("container", "inspect", container, check=False).returncode == 0:
+        docker("start", container)
+        return
+    args = ["run", "-d", "--name", container, "--hostname", container, "--network", network,
+            "--ip", host["address"], "--privileged", "--cgroupns=private",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
+            "--label", "%s=%s" % (LABEL, name)]
+    for path in VOLUME_PATHS:
+        args += ["--mount", "type=volume,dst=%s,volume-label=%s=%s" % (path, LABEL, name)]
+    docker(*args, image)
+
+
+def wait_for_systemd(hosts, timeout=90):
+    deadline = time.monotonic() + timeout
+    pending = [host["name"] for host in hosts]
+    while pending:
+        for container in list(pending):
+            state = docker("exec", container, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                pending.remove(container)
+        if pending and time.monotonic() > deadline:
+            raise SystemExit("lab: systemd did not come up in %s within %d s" % (", ".join(pending), timeout))
+        if pending:
+            time.sleep(0.5)
+
+
+def install_ssh_key(hosts, public_key):
+    for host in hosts:
+        docker("exec", host["name"], "sh", "-c",
+               "umask 077; mkdir -p /root/.ssh; echo '%s' > /root/.ssh/authorized_keys" % public_key)
+
+
+def up(name, count, subnet):
+    started = time.monotonic()
+    ensure_docker()
+    image = ensure_image()
+    network = name + "-net"
+    if docker("network", "inspect", network, check=False).returncode != 0:
+        docker("network", "create", "--driver", "bridge", "--subnet", subnet,
+               "--gateway", str(ipaddress.ip_network(subnet).network_address + 1), "--label", "%s=%s" % (LABEL, name),
+               network)
+    hosts = host_plan(name, count, subnet)
+    for host in hosts:
+        start_host(name, host, image, network)
+    wait_for_systemd(hosts)
+    key, public_key = ssh_keypair()
+    install_ssh_key(hosts, public_key)
+    write_inventory(name, hosts, subnet, key)
+    log("%d hosts running in %.1f s; inventory: %s" % (count, time.monotonic() - started,
+                                                     os.path.relpath(inventory_dir(name), os.getcwd())))
+
+
+def lab_names():
+    result = docker("ps", "-a", "--filter", "label=" + LABEL, "--format", '{{.Label "%s"}}' % LABEL, check=False)
+    return sorted({line for line in result.stdout.split() if line})
+
+
+def down(name):
+    if not docker_answers():
+        log("no Docker daemon answers: nothing to remove")
+        return
+    containers = docker("ps", "-aq", "--filter", "label=%s=%s" % (LABEL, name)).stdout.split()
+    if containers:
+        docker("rm", "-f", "-v", *containers)
+    volumes = docker("volume", "ls", "-q", "--filter", "label=%s=%s" % (LABEL, name)).stdout.split()
+    if volumes:
+        docker("volume", "rm", "-f", *volumes)
+    networks = docker("network", "ls", "-q", "--filter", "label=%s=%s" % (LABEL, name)).stdout.split()
+    if networks:
+        docker("network", "rm", *networks)
+    shutil.rmtree(lab_state_dir(name), ignore_errors=True)
+    log("removed lab %s (%d containers)" % (name, len(containers)))
+    if not lab_names():
+        stop_dockerd()
+
+
+# --- Inventory ----------------------------------------------------------------
+
+
+def inventory_dir(name):
+    return os.path.join(lab_state_dir(name), "inventory")
+
+
+def lab_fleet(name, hosts, subnet):
+    """The fleet file describing the lab: one region, one row, a rack per host."""
+    network = ipaddress.ip_network(subnet)
+    control = hosts[:3] if len(hosts) >= 3 else hosts[:1]
+    rest = hosts[len(control):]
+    groups = [{"name": "control-plane", "roles": ["control_plane", "etcd"], "servers": [h["name"] for h in control]}]
+    if rest:
+        groups.append({"name": "edge", "roles": ["worker", "load_balancer"], "servers": [h["name"] for h in rest]})
+    return {
+        "version": 1,
+        "regions": [{"name": "lab", "datacenters": [{"name": "lab1", "rows": [{"name": "row-1", "racks": [
+            {"name": host["rack"], "tor": "tor-%s" % host["rack"]} for host in hosts]}]}]}],
+        "networks": [{"name": name + "-net", "cidr": subnet, "kind": "private"}],
+        "servers": [{
+            "name": host["name"],
+            "state": "active",
+            "hardware": {"cores": 2, "memory_gb": 4, "disks": [{"type": "ssd", "size_gb": 40}],
+                         "nics": [{"name": "eth0", "speed_gbps": 10}]},
+            "location": {"region": "lab", "datacenter": "lab1", "row": "row-1", "rack": host["rack"]},
+            "addresses": {"private": host["address"], "private_network": name + "-net"},
+            "connection": {"ansible_connection": "community.docker.docker", "ansible_host": host["name"]},
+        } for host in hosts],
+        "clusters": [{
+            "name": name,
+            "region": "lab",
+            "kubernetes_version": "1.36.3",
+            "api": {"vip": str(network.network_address + 100), "port": 6443},
+            "pod_cidr": "10.244.0.0/16",
+            "node_prefix_length": 24,
+            "service_cidr": "10.96.0.0/16",
+            "wireguard": {"cidr": "10.245.0.0/24", "port": 51820},
+            "pod_network": "routed",
+            "node_groups": groups,
+        }],
+    }
+
+
+def write_inventory(name, hosts, subnet, ssh_key):
+    directory = inventory_dir(name)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "fleet.yml"), "w", encoding="utf-8") as handle:
+        handle.write("# Written by lab/lab.py: the lab's hosts as a fleet file.\n")
+        json.dump(lab_fleet(name, hosts, subnet), handle, indent=2)  # JSON is YAML
+        handle.write("\n")
+    with open(os.path.join(directory, "lab.fleet.yml"), "w", encoding="utf-8") as handle:
+        handle.write("plugin: baremetal.k8s.fleet\nfleet_file: fleet.yml\n")
+    # A plain inventory too, for tools that should not depend on the fleet plugin.
+    static = {"all": {"hosts": {h["name"]: {"ansible_connection": "community.docker.docker",
+                                            "ansible_host": h["name"], "lab_address": h["address"],
+                                            "lab_ssh_key": ssh_key} for h in hosts}}}
+    with open(os.path.join(lab_state_dir(name), "hosts.yml"), "w", encoding="utf-8") as handle:
+        json.dump(static, handle, indent=2)
+        handle.write("\n")
+
+
+def status():
+    if not docker_answers():
+        print("no Docker daemon answers")
+        return
+    for name in lab_names():
+        print(docker("ps", "-a", "--filter", "label=%s=%s" % (LABEL, name),
+                     "--format", "{{.Names}}\t{{.Status}}").stdout.strip())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up", help="start (or reuse) the lab hosts")
+    up_parser.add_argument("--name", default=DEFAULT_NAME)
+    up_parser.add_argument("--hosts", type=int, default=5)
+    up_parser.add_argument("--subnet", default=DEFAULT_SUBNET)
+    down_parser = sub.add_parser("down", help="remove a lab (and our dockerd when no lab is left)")
+    down_parser.add_argument("--name", default=DEFAULT_NAME)
+    down_parser.add_argument("--all", action="store_true")
+    sub.add_parser("status")
+    sub.add_parser("image")
+    sub.add_parser("docker")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("lab: run as root (it starts dockerd and privileged containers)")
+    if args.command == "up":
+        if args.hosts < 1:
+            raise SystemExit("lab: --hosts must be at least 1")
+        up(args.name, args.hosts, args.subnet)
+    elif args.command == "down":
+        if args.all and docker_answers():
+            for name in lab_names():
+                down(name)
+            stop_dockerd()
+        else:
+            down(args.name)
+    elif args.command == "status":
+        status()
+    elif args.command == "image":
+        ensure_docker()
+        print(ensure_image())
+    elif args.command == "docker":
+        ensure_docker()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
