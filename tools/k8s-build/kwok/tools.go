@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the commands build.sh compiles; never built itself.
+package tools
+
+import _ "sigs.k8s.io/kwok/cmd/kwok"
