@@ -74,8 +74,8 @@ def docker(*args, check=True, capture=True):
 
 
 def ensure_packages():
-    needed = [pkg for pkg, binary in (("docker.io", "dockerd"), ("debootstrap", "debootstrap"), ("iptables", "iptables"))
-              if not shutil.which(binary) and not os.path.exists("/usr/sbin/" + binary)]
+    wanted = (("docker.io", "dockerd"), ("debootstrap", "debootstrap"), ("iptables", "iptables"))
+    needed = [pkg for pkg, binary in wanted if not shutil.which(binary) and not os.path.exists("/usr/sbin/" + binary)]
     if not needed:
         return
     log("installing " + " ".join(needed))
