@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s contributors
+# Apache License 2.0 (see LICENSE)
+"""Live node state from a cluster's API server, for the inventory.
+
+``cluster_live_state(core_v1, servers)`` lists the cluster's Node objects once
+and returns, per fleet server, what the inventory adds to its hostvars
+(``k8s_node``) and the groups it joins (``k8s_ready``, ``k8s_not_ready``,
+``k8s_cordoned``, ``k8s_unregistered``). A Node matches a server by name, or by
+an InternalIP equal to the server's private address (kubelets registered
+under another hostname).
+"""
+
+from __future__ import annotations
+
+from .fleet import FleetError
+
+
+class LiveStateError(FleetError):
+    """The API server could not be read."""
+
+
+def node_state(node):
+    """The facts the inventory keeps about one ``V1Node``."""
+    status = node.status
+    ready, reason = None, "NoReadyCondition"
+    for condition in (status.conditions if status else None) or []:
+        if condition.type == "Ready":
+            ready = {"True": True, "False": False}.get(condition.status)  # "Unknown" stays None
+            reason = condition.reason or condition.status
+    info = status.node_info if status else None
+    addresses = (status.addresses if status else None) or []
+    return {
+        "name": node.metadata.name,
+        "registered": True,
+        "ready": ready,
+        "ready_reason": reason,
+        "cordoned": bool(node.spec and node.spec.unschedulable),
+        "kubelet_version": info.kubelet_version if info else None,
+        "taints": [
+            {"key": t.key, "value": t.value, "effect": t.effect} for t in ((node.spec and node.spec.taints) or [])
+        ],
+        "internal_ips": [a.address for a in addresses if a.type == "InternalIP"],
+    }
+
+
+def read_nodes(core_v1, timeout=10):
+    """All Node objects of a cluster as ``{name: node_state}``."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        nodes = core_v1.list_node(_request_timeout=timeout).items
+    except ApiException as exc:
+        raise LiveStateError(
+            "api server", "nodes", f"cannot list nodes: {exc.status} {exc.reason}", "check RBAC"
+        ) from None
+    except (HTTPError, OSError) as exc:
+        raise LiveStateError(
+            "api server", "nodes", f"cannot reach the API server ({exc})", "check the kubeconfig"
+        ) from None
+    return {n.metadata.name: node_state(n) for n in nodes}
+
+
+def match_servers(servers, nodes):
+    """``{server name: node_state}`` for each fleet server; unregistered ones get a stub."""
+    by_ip = {ip: state for state in nodes.values() for ip in state["internal_ips"]}
+    result = {}
+    for server in servers:
+        state = nodes.get(server.name) or by_ip.get(server.addresses.private)
+        result[server.name] = state or {"name": None, "registered": False, "ready": None, "cordoned": False,
+                                        "kubelet_version": None, "taints": [], "internal_ips": [],
+                                        "ready_reason": "NotRegistered"}  # fmt: skip
+    return result
+
+
+def live_groups(state):
+    """Inventory groups a server joins given its node state."""
+    if not state["registered"]:
+        return ["k8s_unregistered"]
+    groups = ["k8s_ready" if state["ready"] else "k8s_not_ready"]
+    if state["cordoned"]:
+        groups.append("k8s_cordoned")
+    return groups
+
+
+def cluster_live_state(core_v1, servers, timeout=10):
+    """Read the cluster once and return ``{server name: node_state}``."""
+    return match_servers(servers, read_nodes(core_v1, timeout))
