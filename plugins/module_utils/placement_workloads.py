@@ -1,0 +1,325 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s contributors
+# Apache License 2.0 (see LICENSE)
+"""Level 2 placement: tenant workloads (StatefulSets offered as a service) to node groups.
+
+Each workload is a number of replicas with a cpu/memory request. In name order
+(after keeping what the ledger already placed):
+
+- clusters of the workload's region are tried least-connection first: fewest
+  workloads already placed, then lowest cpu utilisation, then name;
+- inside a cluster, eligible node groups (``node_group``, or every worker
+  group) are tried least-loaded first;
+- replicas go one per node, quorum-safe across failure domains (at most one
+  per domain for up to 3 replicas, at most (replicas-1)//2 beyond), each on
+  the least-loaded node with room;
+- the result is the nodeSelector / affinity / topologySpreadConstraints that
+  pin the StatefulSet to exactly the nodes whose capacity was reserved.
+
+Node capacity is the server's cores and memory minus a system reserve.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
+    NODE_LABELS,
+    UNRESERVED_LABELS,
+    Candidate,
+    Ledger,
+    Location,
+    PlacementOptions,
+    WorkloadRequest,
+    etcd_quorum_cap,
+)
+
+EPSILON = 1e-9
+
+
+@dataclass
+class WorkloadPlan:
+    placements: dict[str, dict]  # the ledger's workloads
+    explanations: list[dict]
+    changes: list[dict]
+    manifests: dict[str, dict]
+    drift: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class Node:
+    __slots__ = ("cluster", "cpu_cap", "cpu_free", "disk_types", "group", "label", "location", "mem_cap", "mem_free",
+                 "name")
+
+    def __init__(self, server: Candidate, cluster: str, group: str, options: PlacementOptions):
+        self.name = server.name
+        self.cluster = cluster
+        self.group = group
+        self.location: Location = server.location
+        self.cpu_cap = self.cpu_free = max(0.0, server.cores - options.reserved_cores)
+        self.mem_cap = self.mem_free = max(0.0, server.memory_gb - options.reserved_memory_gb)
+        self.disk_types = frozenset(kind for kind, _ in server.disks)
+        self.label = server.workload_label
+
+    def fits(self, workload: WorkloadRequest) -> bool:
+        return self.cpu_free + EPSILON >= workload.cpu and self.mem_free + EPSILON >= workload.memory_gb
+
+    def load(self) -> float:
+        used_cpu = 1 - self.cpu_free / self.cpu_cap if self.cpu_cap else 1.0
+        used_mem = 1 - self.mem_free / self.mem_cap if self.mem_cap else 1.0
+        return max(used_cpu, used_mem)
+
+
+def spread_cap(workload: WorkloadRequest, allow_blast_radius: bool) -> int:
+    """Replicas one failure domain may hold: losing it must keep a quorum."""
+    if allow_blast_radius or workload.spread == "node":
+        return workload.replicas
+    return 1 if workload.replicas <= 3 else etcd_quorum_cap(workload.replicas)
+
+
+def node_eligible(node: Node, workload: WorkloadRequest) -> bool:
+    if workload.dedicated:
+        if node.label != workload.dedicated:
+            return False
+    elif node.label not in UNRESERVED_LABELS:
+        return False
+    return not workload.disk_type or workload.disk_type in node.disk_types
+
+
+def select_nodes(workload: WorkloadRequest, nodes: list[Node], keep: list[Node], cap: int):
+    """Nodes for the missing replicas (besides ``keep``), or the reason there are none."""
+    level = "rack" if workload.spread == "node" else workload.spread
+    per_domain = Counter(node.location.domain(level) for node in keep)
+    chosen, used = list(keep), {node.name for node in keep}
+    while len(chosen) < workload.replicas:
+        best = None
+        for node in nodes:
+            if node.name in used or not node.fits(workload):
+                continue
+            domain = node.location.domain(level)
+            if per_domain[domain] >= cap:
+                continue
+            key = (per_domain[domain], node.load(), node.name)
+            if best is None or key < best[0]:
+                best = (key, node, domain)
+        if best is None:
+            roomy = [n for n in nodes if n.fits(workload)]
+            domains = {n.location.domain(level) for n in roomy}
+            return (
+                "%d node(s) with %.2f cores and %.1f GB free, in %d %s(s); %d replicas need at most %d per %s"
+                % (len(roomy), workload.cpu, workload.memory_gb, len(domains), level, workload.replicas, cap, level)
+            )
+        chosen.append(best[1])
+        used.add(best[1].name)
+        per_domain[best[2]] += 1
+    return chosen
+
+
+def manifest(workload: WorkloadRequest, group: str, nodes: list[str]) -> dict:
+    """Scheduling snippet for the workload's pod template: exactly the reserved nodes, spread."""
+    selector = {"matchLabels": {"app.kubernetes.io/instance": workload.name}}
+    node_selector = {NODE_LABELS["node_group"]: group}
+    if workload.dedicated:
+        node_selector[NODE_LABELS["workload"]] = workload.dedicated
+    level = "rack" if workload.spread == "node" else workload.spread
+    return {
+        "nodeSelector": node_selector,
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}
+                    ]
+                }
+            },
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            },
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": NODE_LABELS[level],
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": selector,
+            }
+        ],
+    }
+
+
+class WorkloadPlacer:
+    def __init__(self, candidates, groups, members, ledger: Ledger, options: PlacementOptions):
+        self.options = options
+        self.ledger = ledger
+        self.groups = {g.key: g for g in groups}
+        self.nodes: dict[str, Node] = {}
+        self.group_nodes: dict[str, list[Node]] = {}
+        self.clusters_by_region: dict[str, list[str]] = {}
+        self.cluster_groups: dict[str, list[str]] = {}
+        for key in sorted(self.groups):
+            group = self.groups[key]
+            nodes = [Node(candidates[name], group.cluster, group.group, options) for name in members.get(key, [])]
+            self.group_nodes[key] = nodes
+            self.nodes.update((node.name, node) for node in nodes)
+            self.cluster_groups.setdefault(group.cluster, []).append(key)
+            region_clusters = self.clusters_by_region.setdefault(group.region, [])
+            if group.cluster not in region_clusters:
+                region_clusters.append(group.cluster)
+        self.cluster_workloads: Counter = Counter()
+        self.group_workloads: Counter = Counter()
+        self.cluster_cpu = Counter()
+        for node in self.nodes.values():
+            self.cluster_cpu[node.cluster] += node.cpu_cap
+        self.cluster_cpu_used: Counter = Counter()
+        self.placements: dict[str, dict] = {}
+        self.explanations: dict[str, dict] = {}
+        self.manifests: dict[str, dict] = {}
+        self.drift: list[str] = []
+        self.warnings: list[str] = []
+        self.failures: list[str] = []
+
+    def eligible_groups(self, cluster: str, workload: WorkloadRequest) -> list[str]:
+        keys = []
+        for key in self.cluster_groups.get(cluster, []):
+            group = self.groups[key]
+            if group.group == workload.node_group if workload.node_group else "worker" in group.roles:
+                keys.append(key)
+        return keys
+
+    def commit(self, workload: WorkloadRequest, key: str, nodes: list[Node], status: str, why: list[str]) -> None:
+        group = self.groups[key]
+        for node in nodes:
+            node.cpu_free -= workload.cpu
+            node.mem_free -= workload.memory_gb
+        self.cluster_workloads[group.cluster] += 1
+        self.group_workloads[key] += 1
+        self.cluster_cpu_used[group.cluster] += workload.cpu * len(nodes)
+        names = sorted(node.name for node in nodes)
+        self.placements[workload.name] = {"cluster": group.cluster, "group": group.group, "nodes": names,
+                                          "spec": workload.spec()}
+        self.manifests[workload.name] = dict(manifest(workload, group.group, names), cluster=group.cluster)
+        self.explanations[workload.name].update(status=status, cluster=group.cluster, group=group.group,
+                                                nodes=names, why=why)
+
+    def kept_nodes(self, workload: WorkloadRequest, entry: dict) -> tuple[str, list[Node]]:
+        """The ledger's placement of ``workload``: its group key and the nodes still valid for it."""
+        key = "%s/%s" % (entry["cluster"], entry["group"])
+        if key not in self.eligible_groups(entry["cluster"], workload):
+            return "", []
+        valid = []
+        for name in entry["nodes"]:
+            node = self.nodes.get(name)
+            if node and node.cluster == entry["cluster"] and node.group == entry["group"] \
+                    and node_eligible(node, workload) and node.fits(workload):
+                valid.append(node)
+        return key, valid[: workload.replicas]
+
+    def utilisation(self, cluster: str) -> float:
+        total = self.cluster_cpu[cluster]
+        return self.cluster_cpu_used[cluster] / total if total else 1.0
+
+    def place(self, workload: WorkloadRequest, prefer: str = "") -> None:
+        explanation = self.explanations[workload.name]
+        if workload.cluster:
+            clusters = [workload.cluster] if workload.cluster in self.cluster_groups else []
+            scope = "cluster %s" % workload.cluster
+        else:
+            clusters = list(self.clusters_by_region.get(workload.region, []))
+            scope = "clusters in region %s" % workload.region
+        funnel = [{"filter": scope, "left": len(clusters)}]
+        with_groups = [c for c in clusters if self.eligible_groups(c, workload)]
+        funnel.append({"filter": "with a %s node group" % (workload.node_group or "worker"), "left": len(with_groups)})
+        # Least-connection: fewest workloads first; a changed workload tries its old node group first.
+        order = sorted(with_groups, key=lambda c: (self.cluster_workloads[c], self.utilisation(c), c))
+        cap = spread_cap(workload, self.options.allow_blast_radius)
+        skipped = []
+        targets = [(c, key) for c in order
+                   for key in sorted(self.eligible_groups(c, workload), key=lambda k: (self.group_workloads[k], k))]
+        targets.sort(key=lambda t: t[1] != prefer)
+        for cluster, key in targets:
+            nodes = [n for n in self.group_nodes[key] if node_eligible(n, workload)]
+            chosen = select_nodes(workload, nodes, [], cap)
+            if isinstance(chosen, str):
+                skipped.append("%s: %s" % (key, chosen))
+                continue
+            why = ["cluster %s: %d workload(s), %.0f%% cpu used (least connections among %d candidate cluster(s))"
+                   % (cluster, self.cluster_workloads[cluster], 100 * self.utilisation(cluster), len(order))]
+            if key == prefer:
+                why = ["kept in its node group %s (request changed or a node left)" % key]
+            why += ["skipped %s" % s for s in skipped]
+            why.append("replicas on the least-loaded nodes with room, at most %d per %s" % (cap, workload.spread))
+            explanation["funnel"] = funnel
+            self.commit(workload, key, chosen, "placed", why)
+            return
+        funnel.append({"filter": "with capacity and spread for %d replicas" % workload.replicas, "left": 0})
+        explanation.update(status="unsatisfiable", funnel=funnel, why=skipped)
+        steps = " -> ".join("%s: %d" % (s["filter"], s["left"]) for s in funnel)
+        detail = "; ".join(skipped) if skipped else "no candidate node group"
+        self.failures.append("workload %s: unsatisfiable: %d replica(s) of %.2f cores / %.1f GB (funnel: %s). %s"
+                             % (workload.name, workload.replicas, workload.cpu, workload.memory_gb, steps, detail))
+
+    def run(self, workloads: list[WorkloadRequest]) -> WorkloadPlan:
+        requested = {}
+        for workload in workloads:
+            if workload.name in requested:
+                self.failures.append("workload %s is listed twice" % workload.name)
+            requested[workload.name] = workload
+        for name in sorted(requested):
+            self.explanations[name] = {"workload": name, "status": "pending", "funnel": [], "why": []}
+        pending: list[tuple[WorkloadRequest, str, list[Node]]] = []
+        for name in sorted(requested):
+            workload, entry = requested[name], self.ledger.workloads.get(name)
+            if entry is None or self.options.rebalance:
+                pending.append((workload, "", []))
+                continue
+            key, valid = self.kept_nodes(workload, entry)
+            if entry.get("spec") == workload.spec() and len(valid) == workload.replicas == len(entry["nodes"]):
+                self.commit(workload, key, valid, "kept", ["already placed; unchanged"])
+            else:
+                pending.append((workload, key, valid if entry.get("spec") == workload.spec() else []))
+        for workload, key, valid in pending:
+            cap = spread_cap(workload, self.options.allow_blast_radius)
+            if valid:
+                # A node left or replicas grew: top up in place before moving anything.
+                nodes = [n for n in self.group_nodes[key] if node_eligible(n, workload)]
+                chosen = select_nodes(workload, nodes, valid, cap)
+                if not isinstance(chosen, str):
+                    self.commit(workload, key, chosen, "repaired", ["kept %d replica(s) in %s, placed %d more"
+                                                                    % (len(valid), key, len(chosen) - len(valid))])
+                    continue
+            self.place(workload, prefer=key)
+        for name in sorted(set(self.ledger.workloads) - set(requested)):
+            self.drift.append("workload %s is no longer requested; released" % name)
+        return WorkloadPlan(
+            placements=self.placements,
+            explanations=[self.explanations[name] for name in sorted(self.explanations)],
+            changes=self.changes(),
+            manifests=self.manifests,
+            drift=self.drift,
+            warnings=self.warnings,
+            failures=self.failures,
+        )
+
+    def changes(self) -> list[dict]:
+        changes = []
+        for name in sorted(set(self.ledger.workloads) | set(self.placements)):
+            before, after = self.ledger.workloads.get(name), self.placements.get(name)
+            if before == after:
+                continue
+            change: dict = {"workload": name}
+            if before:
+                change["from"] = {"cluster": before["cluster"], "group": before["group"], "nodes": before["nodes"]}
+            if after:
+                change["to"] = {"cluster": after["cluster"], "group": after["group"], "nodes": after["nodes"]}
+            change["action"] = "moved" if before and after else ("placed" if after else "released")
+            changes.append(change)
+        return changes
+
+
+def place_workloads(candidates, groups, members, ledger: Ledger, options: PlacementOptions, *,
+                    workloads) -> WorkloadPlan:
+    return WorkloadPlacer(candidates, groups, members, ledger, options).run(list(workloads))
