@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: placement
+short_description: Place servers into node groups and tenant workloads onto clusters, from intents
+version_added: 0.1.0
+description:
+  - Reads the fleet file and decides which servers serve which node groups (from each node group's
+    C(intent)), and which node group of which cluster runs each tenant workload (database clusters,
+    Consul, Redis and other StatefulSets offered as a service).
+  - Server placement filters the free servers of the cluster's region through the intent's hard
+    constraints (cores, memory, disk, NIC speed, GPUs, dedicated workload label), then picks each
+    server by failure-domain spread, reuse of servers that served the group before, network
+    locality to the group's peers and best fit.
+  - Workload placement is least-connection across the clusters of a region, checks capacity node by
+    node, spreads replicas across failure domains and returns the nodeSelector, affinity and
+    topologySpreadConstraints for the workload's manifests.
+  - The plan is deterministic and stable. What is already placed stays where it is unless
+    O(rebalance=true). Every decision is explained; an unsatisfiable intent fails the task with the
+    constraint that failed and how many candidates were left after each filter. Nothing is written
+    when any part of the plan fails.
+  - Assignments are kept in a ledger file (default C(<fleet>.placement.yml) beside the fleet file),
+    written atomically under a lock. See docs/placement.md.
+  - Runs on the controller (use it with C(delegate_to=localhost) or on a localhost play).
+author:
+  - baremetal.k8s maintainers
+options:
+  fleet:
+    description: Path of the fleet file (docs/fleet-format.md).
+    type: path
+    required: true
+  ledger:
+    description:
+      - Path of the placement ledger.
+      - Default is the fleet file's name with C(.placement.yml) instead of C(.yml).
+    type: path
+  intents:
+    description:
+      - Node group intents that add to or override the fleet file's C(node_groups[].intent).
+      - A group the cluster does not have yet is created with O(intents[].roles).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      cluster:
+        description: Cluster name from the fleet file.
+        type: str
+        required: true
+      group:
+        description: Node group name.
+        type: str
+        required: true
+      roles:
+        description: Roles of a new node group (ignored for existing groups).
+        type: list
+        elements: str
+      count:
+        description: Total number of servers of the group, pinned servers included.
+        type: int
+      min_cores:
+        description: Minimum CPU cores.
+        type: int
+      min_memory_gb:
+        description: Minimum memory in GB.
+        type: int
+      disk_type:
+        description: A disk of this type is required.
+        type: str
+        choices: [nvme, ssd, hdd]
+      min_disk_gb:
+        description: Minimum size of the largest disk (of O(intents[].disk_type) when given).
+        type: int
+      min_nic_gbps:
+        description: Minimum speed of the fastest NIC.
+        type: int
+      gpus:
+        description: Minimum number of GPUs.
+        type: int
+      dedicated:
+        description: Servers must carry C(labels.workload) with this value.
+        type: str
+      spread:
+        description: Failure domain the group spreads over.
+        type: str
+        choices: [rack, row, datacenter]
+      max_share_per_domain:
+        description: Largest share of the group in one failure domain of O(intents[].spread).
+        type: float
+  workloads:
+    description:
+      - Tenant workloads to place. When given, this is the complete list; workloads in the ledger
+        but not in the list are released. When omitted, the ledger's workloads are left as they are.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Unique workload name (also the C(app.kubernetes.io/instance) label of its pods).
+        type: str
+        required: true
+      region:
+        description: Region whose clusters may run it.
+        type: str
+      cluster:
+        description: Only this cluster.
+        type: str
+      node_group:
+        description: Only node groups with this name (default every node group with the worker role).
+        type: str
+      replicas:
+        description: Number of replicas, one per node.
+        type: int
+        default: 1
+      cpu:
+        description: Cores per replica.
+        type: float
+        default: 1.0
+      memory_gb:
+        description: Memory per replica in GB.
+        type: float
+        default: 1.0
+      disk_type:
+        description: Nodes must have a disk of this type.
+        type: str
+        choices: [nvme, ssd, hdd]
+      dedicated:
+        description: Nodes must carry C(labels.workload) with this value.
+        type: str
+      spread:
+        description: Failure domain the replicas spread over (C(node) only keeps them on distinct nodes).
+        type: str
+        choices: [rack, row, datacenter, node]
+        default: rack
+  rebalance:
+    description:
+      - Re-place everything the ledger holds as if new; servers and workloads may move.
+      - Servers that served a group before are still preferred for it.
+    type: bool
+    default: false
+  allow_blast_radius:
+    description:
+      - Accept a plan that puts more than O(max_share_per_domain) of a cluster's nodes, or more than
+        one etcd member, in one failure domain (and workload replicas beyond a quorum-safe spread).
+      - The excess is reported as warnings.
+    type: bool
+    default: false
+  max_share_per_domain:
+    description:
+      - Largest share of one cluster's nodes in one failure domain of O(failure_domain); one node is
+        always allowed.
+    type: float
+    default: 0.5
+  failure_domain:
+    description: Failure domain of the blast-radius limits.
+    type: str
+    choices: [rack, row, datacenter]
+    default: rack
+  replace:
+    description:
+      - Servers to take out of their node group; the engine places replacements (recovery).
+    type: list
+    elements: str
+    default: []
+  reserved_cores:
+    description: Cores per node kept for the system and Kubernetes, not given to workloads.
+    type: float
+    default: 2.0
+  reserved_memory_gb:
+    description: Memory per node in GB kept for the system and Kubernetes.
+    type: float
+    default: 8.0
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+notes:
+  - The ledger is only written when the whole plan succeeds; O(check_mode) returns the plan and the diff
+    without writing.
+"""
+
+EXAMPLES = r"""
+- name: Plan and persist node group placements from the fleet file's intents
+  baremetal.k8s.placement:
+    fleet: "{{ playbook_dir }}/../inventory/example/fleet.yml"
+  delegate_to: localhost
+  register: placement
+
+- name: Grow a node group and place two tenant databases (preview only)
+  baremetal.k8s.placement:
+    fleet: inventory/example/fleet.yml
+    intents:
+      - {cluster: ams1-prod, group: general, count: 3}
+    workloads:
+      - {name: orders-db, region: eu-west, replicas: 3, cpu: 4, memory_gb: 16}
+      - {name: sessions-redis, region: eu-west, replicas: 2, cpu: 1, memory_gb: 4}
+  check_mode: true
+  diff: true
+
+- name: Replace a failed server of a node group with a spare
+  baremetal.k8s.placement:
+    fleet: inventory/example/fleet.yml
+    replace: [ams1-a03-s03]
+"""
+
+RETURN = r"""
+ledger:
+  description: Path of the placement ledger.
+  returned: always
+  type: str
+  sample: /srv/fleet/fleet.placement.yml
+plan:
+  description: The complete plan.
+  returned: success
+  type: dict
+  contains:
+    groups:
+      description: Members (pinned and placed servers) of every node group, by C(cluster/group).
+      type: dict
+      sample: {"ams1-prod/general": ["ams1-a01-s02", "ams1-a02-s02", "ams1-a03-s03"]}
+    workloads:
+      description: Cluster, node group and nodes of every placed workload.
+      type: dict
+      sample: {"orders-db": {"cluster": "ams1-prod", "group": "general", "nodes": ["ams1-a01-s02"]}}
+changes:
+  description: Servers and workloads placed, moved or released compared with the ledger, with the reasons.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"server": "ams1-a03-s03", "action": "placed", "to": "ams1-prod/general", "why": ["fresh server"]}]
+explanations:
+  description:
+    - Per node group (C(groups)) and per workload (C(workloads)) the decision, the funnel (candidates left
+      after each filter) and why each server or cluster was chosen; unsatisfiable items carry C(reason).
+  returned: always
+  type: dict
+manifests:
+  description:
+    - Per workload, the cluster and the C(nodeSelector), C(affinity) and C(topologySpreadConstraints) for its
+      pod template.
+  returned: success
+  type: dict
+failures:
+  description: One line per unsatisfiable intent or refused blast radius.
+  returned: failure
+  type: list
+  elements: str
+drift:
+  description: Differences between the ledger and the fleet file found and reconciled.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import LockTimeout
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
+    PlacementError,
+    PlacementOptions,
+    default_ledger_path,
+    dump_ledger,
+    model_from_fleet,
+    parse_ledger,
+    plan_placement,
+    read_ledger_text,
+    save_plan,
+    workload_request,
+)
+
+INTENT_OPTIONS = dict(
+    cluster=dict(type="str", required=True),
+    group=dict(type="str", required=True),
+    roles=dict(type="list", elements="str"),
+    count=dict(type="int"),
+    min_cores=dict(type="int"),
+    min_memory_gb=dict(type="int"),
+    disk_type=dict(type="str", choices=["nvme", "ssd", "hdd"]),
+    min_disk_gb=dict(type="int"),
+    min_nic_gbps=dict(type="int"),
+    gpus=dict(type="int"),
+    dedicated=dict(type="str"),
+    spread=dict(type="str", choices=["rack", "row", "datacenter"]),
+    max_share_per_domain=dict(type="float"),
+)
+
+WORKLOAD_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    region=dict(type="str"),
+    cluster=dict(type="str"),
+    node_group=dict(type="str"),
+    replicas=dict(type="int", default=1),
+    cpu=dict(type="float", default=1.0),
+    memory_gb=dict(type="float", default=1.0),
+    disk_type=dict(type="str", choices=["nvme", "ssd", "hdd"]),
+    dedicated=dict(type="str"),
+    spread=dict(type="str", choices=["rack", "row", "datacenter", "node"], default="rack"),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            fleet=dict(type="path", required=True),
+            ledger=dict(type="path"),
+            intents=dict(type="list", elements="dict", default=[], options=INTENT_OPTIONS),
+            workloads=dict(type="list", elements="dict", options=WORKLOAD_OPTIONS),
+            rebalance=dict(type="bool", default=False),
+            allow_blast_radius=dict(type="bool", default=False),
+            max_share_per_domain=dict(type="float", default=0.5),
+            failure_domain=dict(type="str", choices=["rack", "row", "datacenter"], default="rack"),
+            replace=dict(type="list", elements="str", default=[]),
+            reserved_cores=dict(type="float", default=2.0),
+            reserved_memory_gb=dict(type="float", default=8.0),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    ledger_path = params["ledger"] or default_ledger_path(params["fleet"])
+    try:
+        fleet = load_fleet(params["fleet"])
+        candidates, groups = model_from_fleet(fleet, params["intents"])
+        workloads = None
+        if params["workloads"] is not None:
+            workloads = [workload_request(w, i) for i, w in enumerate(params["workloads"])]
+        before = read_ledger_text(ledger_path)
+        ledger = parse_ledger(before, ledger_path)
+        options = PlacementOptions(
+            rebalance=params["rebalance"],
+            allow_blast_radius=params["allow_blast_radius"],
+            max_share_per_domain=params["max_share_per_domain"],
+            failure_domain=params["failure_domain"],
+            replace=tuple(params["replace"]),
+            reserved_cores=params["reserved_cores"],
+            reserved_memory_gb=params["reserved_memory_gb"],
+        )
+        result = plan_placement(candidates, groups, ledger, options, workloads)
+    except (FleetError, PlacementError) as exc:
+        module.fail_json(msg=str(exc), ledger=ledger_path)
+
+    explanations = {"groups": result.groups, "workloads": result.workloads}
+    for warning in result.warnings:
+        module.warn(warning)
+    if not result.ok:
+        module.fail_json(
+            msg="placement refused:\n" + "\n".join(result.failures),
+            failures=result.failures,
+            explanations=explanations,
+            drift=result.drift,
+            ledger=ledger_path,
+        )
+
+    after = dump_ledger(result.ledger)
+    empty = not (result.ledger.servers or result.ledger.workloads or result.ledger.history)
+    changed = after != before and not (empty and not before)  # nothing to record: no ledger file
+    if changed and not module.check_mode:
+        try:
+            save_plan(ledger_path, before, after)
+        except (PlacementError, LockTimeout, OSError) as exc:
+            module.fail_json(msg=str(exc), ledger=ledger_path)
+    module.exit_json(
+        changed=changed,
+        ledger=ledger_path,
+        plan={
+            "groups": result.members,
+            "workloads": {name: {k: w[k] for k in ("cluster", "group", "nodes")}
+                          for name, w in result.ledger.workloads.items()},
+        },
+        changes=result.changes,
+        explanations=explanations,
+        manifests=result.manifests,
+        drift=result.drift,
+        diff={"before": before, "after": after if changed else before,
+              "before_header": ledger_path, "after_header": ledger_path},
+    )
+
+
+if __name__ == "__main__":
+    main()
