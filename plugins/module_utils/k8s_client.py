@@ -1,0 +1,81 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build a ``kubernetes.client.ApiClient`` the same way in every module.
+
+Pure Python (no Ansible imports) so tests and scripts can use it directly.
+Order of precedence: explicit kubeconfig path, in-cluster service account
+(when asked for, or when running in a pod and no kubeconfig exists), then the
+client's default (``$KUBECONFIG`` or ``~/.kube/config``).
+"""
+
+from __future__ import annotations
+
+import os
+
+try:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the modules through missing_required_lib
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+
+# Options every Kubernetes-facing module accepts (merged into its argument_spec).
+CLIENT_ARGUMENT_SPEC = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+    "in_cluster": {"type": "bool", "default": False},
+    "validate_certs": {"type": "bool", "default": True},
+}
+
+
+class K8sClientError(Exception):
+    pass
+
+
+def _in_pod() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def api_client(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    validate_certs: bool = True,
+    pool_size: int = 16,
+):
+    """Return a configured ApiClient.
+
+    POOL_SIZE is the urllib3 connection pool size; raise it to the number of
+    threads that share the client (the default of 4 drops connections).
+    """
+    if not HAS_KUBERNETES:
+        raise K8sClientError(f"the 'kubernetes' Python package is required: {KUBERNETES_IMPORT_ERROR}")
+    cfg = k8s.Configuration()
+    default_kubeconfig = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+    try:
+        if kubeconfig:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        elif in_cluster or (_in_pod() and not os.path.exists(default_kubeconfig)):
+            k8s_config.load_incluster_config(client_configuration=cfg)
+        else:
+            k8s_config.load_kube_config(context=context, client_configuration=cfg)
+    except (k8s_config.ConfigException, OSError) as exc:
+        raise K8sClientError(f"cannot load Kubernetes client configuration: {exc}") from exc
+    if not validate_certs:
+        cfg.verify_ssl = False
+    cfg.connection_pool_maxsize = max(pool_size, 4)
+    return k8s.ApiClient(cfg)
+
+
+def client_from_params(params: dict, pool_size: int = 16):
+    """api_client() from a module's params (keys of CLIENT_ARGUMENT_SPEC)."""
+    return api_client(
+        kubeconfig=params.get("kubeconfig"),
+        context=params.get("context"),
+        in_cluster=bool(params.get("in_cluster")),
+        validate_certs=params.get("validate_certs", True),
+        pool_size=pool_size,
+    )
