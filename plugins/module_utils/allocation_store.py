@@ -92,6 +92,12 @@ class FileStore:
             raise StoreError(self.path, None, f"cannot read the ledger ({exc.strerror})", "check permissions") from None
 
     def update(self, mutate):
+        # Writes are atomic renames, so an unlocked read is consistent. When it
+        # needs no change (the usual inventory run) we are done: no lock file,
+        # and read-only checkouts work.
+        ledger = self.read()
+        if not mutate(copy.deepcopy(ledger)):
+            return ledger
         try:
             with locked(self.path, timeout=self.lock_timeout):
                 ledger = self.read()

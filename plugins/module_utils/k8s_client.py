@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see LICENSE)
 """Build a ``kubernetes.client.ApiClient`` the same way in every module.
 
 Pure Python (no Ansible imports) so tests and scripts can use it directly.

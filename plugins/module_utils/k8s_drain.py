@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see LICENSE)
 """PDB-aware node drain over the ``kubernetes`` client (no Ansible imports).
 
 Cordon the node, then evict its pods through the Eviction API, many at once.

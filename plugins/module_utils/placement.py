@@ -393,16 +393,18 @@ def model_from_fleet(fleet, intents: list[dict] | None = None):
 
 
 def workload_request(data: dict, index: int = 0) -> WorkloadRequest:
-    """A workload from the module's ``workloads`` option."""
-    if not data.get("name"):
+    """A workload from the module's ``workloads`` option (absent or None fields take defaults)."""
+    data = {k: v for k, v in data.items() if v is not None}
+    name = str(data.get("name") or "")
+    if not name:
         raise PlacementError("workloads[%d]: name is required" % index)
     if not data.get("region") and not data.get("cluster"):
-        raise PlacementError("workloads[%d] (%s): give region or cluster" % (index, data["name"]))
+        raise PlacementError("workloads[%d] (%s): give region or cluster" % (index, name))
     spread = str(data.get("spread") or "rack")
     if spread not in (*LEVELS[:3], "node"):
-        raise PlacementError("workloads[%d] (%s): spread must be rack, row, datacenter or node" % (index, data["name"]))
-    return WorkloadRequest(
-        name=str(data["name"]),
+        raise PlacementError("workloads[%d] (%s): spread must be rack, row, datacenter or node" % (index, name))
+    request = WorkloadRequest(
+        name=name,
         region=str(data.get("region") or ""),
         cluster=str(data.get("cluster") or ""),
         node_group=str(data.get("node_group") or ""),
@@ -413,6 +415,9 @@ def workload_request(data: dict, index: int = 0) -> WorkloadRequest:
         dedicated=str(data.get("dedicated") or ""),
         spread=spread,
     )
+    if request.replicas < 1 or request.cpu < 0 or request.memory_gb < 0:
+        raise PlacementError("workloads[%d] (%s): replicas >= 1, cpu and memory_gb >= 0" % (index, name))
+    return request
 
 
 # --- entry point ------------------------------------------------------------
