@@ -428,17 +428,20 @@ class ControlPlane:
         return out
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM each process group (newest first), SIGKILL what is left after TIMEOUT."""
+        """Stop the components newest first, each by SIGTERM to its process group, SIGKILL after TIMEOUT.
+
+        One at a time: the apiserver's graceful shutdown hangs when etcd is
+        already gone, and the controllers log noise when the apiserver is.
+        """
         for p in reversed(self.procs):
-            if p.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.popen.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for p in reversed(self.procs):
+            if p.popen.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.popen.pid, signal.SIGTERM)
             try:
-                p.popen.wait(max(0.1, deadline - time.monotonic()))
+                p.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                log(f"{p.name} ignored SIGTERM; killing")
+                log(f"{p.name} ignored SIGTERM for {timeout:.0f}s; killing")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.popen.pid, signal.SIGKILL)
                 p.popen.wait(5)
