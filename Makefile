@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 # Go build cache and built binaries survive between runs here (never required).
 export BMK8S_CACHE ?= $(HOME)/.cache/baremetal-k8s
 
-.PHONY: help deps collection-link lab-up lab-down prepare test test-fast test-molecule \
+.PHONY: help deps collection-link lab-up lab-down site test test-fast test-molecule \
         test-integration test-e2e lint sanity unit bench build
 
 help:
@@ -32,8 +32,8 @@ lab-up: deps ## start dockerd if needed, build the base image, start 5 hosts
 lab-down: ## remove the lab hosts, network and the dockerd we started
 	$(PY) lab/lab.py down
 
-prepare: lab-up ## main job: prepare the lab hosts through the fleet inventory
-	ansible-playbook -i .lab/inventory playbooks/prepare_hosts.yml
+site: lab-up ## main job: converge the lab hosts with playbooks/site.yml through the fleet inventory
+	ansible-playbook -i .lab/bmk8s/inventory playbooks/site.yml
 
 test: deps ## every tier: fast, molecule, integration, e2e (with a summary)
 	$(PY) tools/run_tiers.py fast molecule integration e2e

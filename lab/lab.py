@@ -44,7 +44,9 @@ LABEL = "io.baremetal-k8s.lab"
 DOCKERD_PIDFILE = os.path.join(STATE, "dockerd.pid")
 CAP_SYS_RESOURCE = 24
 DEFAULT_NAME = "bmk8s"
-DEFAULT_SUBNET = "172.30.0.0/24"
+# Each lab gets its own /24 out of this range (the first free one), so labs of
+# different names (the default, e2e tests, benchmarks) can run side by side.
+SUBNET_POOL = "172.30.0.0/16"
 # Paths kubeadm hosts keep on volumes: overlay on overlay fails for containerd.
 VOLUME_PATHS = ("/var/lib/containerd", "/var/lib/kubelet", "/var/lib/etcd")
 
@@ -260,12 +262,37 @@ def install_ssh_key(hosts, public_key):
                "umask 077; mkdir -p /root/.ssh; echo '%s' > /root/.ssh/authorized_keys" % public_key)
 
 
-def up(name, count, subnet):
+def network_subnet(network):
+    """The subnet of an existing Docker network, or None."""
+    result = docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                    check=False)
+    return result.stdout.split()[0] if result.returncode == 0 and result.stdout.split() else None
+
+
+def free_subnet():
+    """The first /24 of SUBNET_POOL that no Docker network uses."""
+    used = []
+    for network in docker("network", "ls", "-q").stdout.split():
+        subnet = network_subnet(network)
+        if subnet:
+            used.append(ipaddress.ip_network(subnet))
+    for candidate in ipaddress.ip_network(SUBNET_POOL).subnets(new_prefix=24):
+        if not any(candidate.overlaps(other) for other in used):
+            return str(candidate)
+    raise SystemExit("lab: every /24 of %s is in use; remove a lab or pass --subnet" % SUBNET_POOL)
+
+
+def up(name, count, subnet=None):
     started = time.monotonic()
     ensure_docker()
     image = ensure_image()
     network = name + "-net"
-    if docker("network", "inspect", network, check=False).returncode != 0:
+    existing = network_subnet(network)
+    if existing and subnet and existing != subnet:
+        raise SystemExit("lab: %s already uses %s; run `lab.py down --name %s` to change its subnet"
+                         % (name, existing, name))
+    subnet = existing or subnet or free_subnet()
+    if not existing:
         docker("network", "create", "--driver", "bridge", "--subnet", subnet,
                "--gateway", str(ipaddress.ip_network(subnet).network_address + 1), "--label", "%s=%s" % (LABEL, name),
                network)
@@ -355,7 +382,7 @@ def write_inventory(name, hosts, subnet, ssh_key):
         handle.write("# Written by lab/lab.py: the lab's hosts as a fleet file.\n")
         json.dump(lab_fleet(name, hosts, subnet), handle, indent=2)  # JSON is YAML
         handle.write("\n")
-    with open(os.path.join(directory, "lab.fleet.yml"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(directory, "lab.baremetal.yml"), "w", encoding="utf-8") as handle:
         handle.write("plugin: baremetal.k8s.fleet\nfleet_file: fleet.yml\n")
     # A plain inventory too, for tools that should not depend on the fleet plugin.
     static = {"all": {"hosts": {h["name"]: {"ansible_connection": "community.docker.docker",
@@ -381,7 +408,8 @@ def main(argv=None):
     up_parser = sub.add_parser("up", help="start (or reuse) the lab hosts")
     up_parser.add_argument("--name", default=DEFAULT_NAME)
     up_parser.add_argument("--hosts", type=int, default=5)
-    up_parser.add_argument("--subnet", default=DEFAULT_SUBNET)
+    up_parser.add_argument("--subnet", help="a /24 for the hosts (default: the lab's own, or the first free one in %s)"
+                           % SUBNET_POOL)
     down_parser = sub.add_parser("down", help="remove a lab (and our dockerd when no lab is left)")
     down_parser.add_argument("--name", default=DEFAULT_NAME)
     down_parser.add_argument("--all", action="store_true")

@@ -21,6 +21,7 @@ tier that silently tests nothing is worse than a red one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,11 @@ def tool(name):
 
 def sh(args, cwd=REPO, env=None):
     print("+ " + " ".join(args), flush=True)
-    return subprocess.run(args, cwd=cwd, env=env, check=False).returncode
+    try:
+        return subprocess.run(args, cwd=cwd, env=env, check=False).returncode
+    except FileNotFoundError:
+        print("cannot run %s: not found" % args[0], flush=True)
+        return 127
 
 
 def pytest(*args):
@@ -72,12 +77,46 @@ def tier_lint():
     return rc
 
 
+def install_get_pip_stand_in():
+    """Let ansible-test bootstrap its venvs without its download host (see tools/ansible_test_get_pip.py)."""
+    import ansible_test
+
+    source = os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")
+    with open(source, encoding="utf-8") as handle:
+        version = re.search(r"pip='([0-9.]+)'", handle.read()).group(1)
+    cache = os.path.expanduser("~/.ansible/test/cache")
+    os.makedirs(cache, exist_ok=True)
+    shutil.copy(os.path.join(REPO, "tools", "ansible_test_get_pip.py"),
+                os.path.join(cache, "get_pip_%s.py" % version.replace(".", "_")))
+    with open(os.path.join(cache, "bmk8s-pip.conf"), "w", encoding="utf-8") as handle:
+        handle.write(pip_settings())
+
+
+def pip_settings():
+    """The calling shell's pip settings as a pip.conf (ansible-test drops PIP_* and CA variables)."""
+    sources = {
+        "cert": ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"),
+        "index-url": ("PIP_INDEX_URL",),
+        "extra-index-url": ("PIP_EXTRA_INDEX_URL",),
+        "find-links": ("PIP_FIND_LINKS",),
+        "trusted-host": ("PIP_TRUSTED_HOST",),
+        "timeout": ("PIP_DEFAULT_TIMEOUT",),
+    }
+    lines = ["[global]"]
+    for key, names in sources.items():
+        value = next((os.environ[name] for name in names if os.environ.get(name)), None)
+        if value:
+            lines.append("%s = %s" % (key, value))
+    return "\n".join(lines) + "\n"
+
+
 def tier_sanity():
     # ansible-test needs the collection at .../ansible_collections/<namespace>/<name>,
     # as a git-less copy of exactly the files that would be committed.
     with tempfile.TemporaryDirectory(prefix="bmk8s-sanity-") as root:
         tree = os.path.join(root, "ansible_collections", "baremetal", "k8s")
         copy_tree(tree)
+        install_get_pip_stand_in()
         return sh([tool("ansible-test"), "sanity", "--python", "3.11", "--color", "no",
                    "--venv", "--requirements"], cwd=tree)
 
@@ -93,12 +132,14 @@ def tier_build():
             return rc
         tarball = next(os.path.join(root, f) for f in os.listdir(root) if f.endswith(".tar.gz"))
         installed = os.path.join(root, "collections")
-        rc = sh([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", installed, tarball])
-        if rc:
-            return rc
-        # Only the installed copy (and the collections bundled with the `ansible` package) is visible.
+        # Only the installed copy (and the collections bundled with the `ansible` package) is
+        # visible: the checkout's own .collections link must not satisfy the install or the listing.
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=installed)
         env.pop("ANSIBLE_CONFIG", None)
+        rc = sh([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", installed, tarball],
+                cwd=root, env=env)
+        if rc:
+            return rc
         listing = subprocess.run([tool("ansible-doc"), "-l", "baremetal.k8s"], cwd=root, env=env,
                                  capture_output=True, text=True, check=False)
         print(listing.stdout + listing.stderr, flush=True)
