@@ -372,7 +372,7 @@ def _type_name(value):
 def _suggest(known, limit=8):
     known = sorted(known)
     if not known:
-        return "none are defined"
+        return "a defined one (none are defined yet)"
     shown = ", ".join(known[:limit])
     return "one of: {}{}".format(shown, ", ..." if len(known) > limit else "")
 
@@ -851,7 +851,12 @@ class _Parser:
 
     def _planned(self, group):
         """Nodes a node group will have: its listed servers, or the intent's count."""
-        listed = [s for s in group.servers if s in self.servers and self.servers[s].state != "retired"]
+        # A server whose entry is broken still counts: its own error is reported, not a knock-on etcd one.
+        listed = [
+            s
+            for s in group.servers
+            if s in self.broken_servers or (s in self.servers and self.servers[s].state != "retired")
+        ]
         if group.intent is not None:
             return max(len(listed), group.intent.count)
         return len(listed)
