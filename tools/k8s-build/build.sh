@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
-# Build the Kubernetes control-plane binaries from Go modules (no release
-# downloads): the integration tier runs them, and the air-gap artifact path
-# ships them.
+# Build the Kubernetes binaries from Go modules (no release downloads): the
+# integration tier runs them, and the air-gap artifact set ships them.
 #
-#   tools/k8s-build/build.sh                 # build everything missing, print the bin dir
-#   tools/k8s-build/build.sh etcd kwok       # only these components
-#   tools/k8s-build/build.sh --print-dir     # print the bin dir, build nothing
-#   tools/k8s-build/build.sh --list          # component names
+#   tools/k8s-build/build.sh                     # build everything missing, print the combined dir
+#   tools/k8s-build/build.sh etcd kwok           # only these components
+#   tools/k8s-build/build.sh --print-dir         # print the combined dir, build nothing
+#   tools/k8s-build/build.sh --print-dir etcd    # print one component's dir, build nothing
+#   tools/k8s-build/build.sh --list              # component names
 #
-# Output: ${BMK8S_CACHE:-~/.cache/baremetal-k8s}/bin/k8s-v1.36.3-<recipe hash>/
-# The hash covers this script and every go.mod/go.sum/tools.go below it, so a
-# recipe change builds into a fresh directory; an existing binary in the
-# current directory is reused. Progress goes to stderr; the last stdout line is
-# the bin directory. GOCACHE is the normal Go build cache (shared between runs).
+# Each component has its own directory under ${BMK8S_CACHE:-~/.cache/baremetal-k8s}/bin/:
+# <component>-<key>/, where the key hashes that component's module directory
+# (go.mod, go.sum, *.go), its build_<name> function, the shared go_build helper
+# and the versions it uses. Editing one recipe rebuilds only that component
+# (a cold kubernetes build is 10-20 minutes on 2 cores, so this matters).
+# The combined dir all-<key>/ holds symlinks to every component's binaries
+# (the integration harness reads it). Progress goes to stderr; the last stdout
+# line is the printed dir. GOCACHE is the normal Go build cache (shared).
 #
-# Adding a component: give it a Go module directory here (go.mod + tools.go +
-# go.sum), add its name to COMPONENTS and write a build_<name> function that
-# calls go_build.
+# Adding a component: give it a Go module directory here (go.mod + tools.go or
+# main.go + go.sum), add its name to COMPONENTS and write a build_<name>
+# function that calls go_build.
 set -euo pipefail
 
 KUBE_VERSION=v1.36.3
 # The commit of the v1.36.3 tag; the module proxy does not record it, so it can
 # be overridden from the environment (kubectl version shows it, nothing checks it).
 KUBE_GIT_COMMIT=${KUBE_GIT_COMMIT:-}
-COMPONENTS=(kubernetes etcd kwok)
+COMPONENTS=(kubernetes etcd kwok crictl coredns pause)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${BMK8S_CACHE:-$HOME/.cache/baremetal-k8s}
@@ -33,16 +36,42 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=${GOFLAGS:--buildvcs=false}
 
 log() { echo "[k8s-build] $*" >&2; }
 
-recipe_hash() {
-  (cd "$HERE" && find . -name build.sh -o -name go.mod -o -name go.sum -o -name tools.go | LC_ALL=C sort |
-    xargs sha256sum) | sha256sum | cut -c1-12
+# component_key NAME: hash of everything that decides the component's binaries.
+component_key() {
+  local c=$1
+  {
+    (cd "$HERE/$c" && find . -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort | xargs sha256sum)
+    declare -f go_build mod_field "build_$c"
+    # Versions the function reads from the environment.
+    if declare -f "build_$c" | grep -q KUBE_; then echo "$KUBE_VERSION $KUBE_GIT_COMMIT"; fi
+  } | sha256sum | cut -c1-12
 }
-BIN_DIR="$CACHE/bin/k8s-${KUBE_VERSION}-$(recipe_hash)"
+component_dir() { echo "$CACHE/bin/$1-$(component_key "$1")"; }
+
+# The combined dir: keyed by every component's dir, so it changes with any.
+combined_dir() {
+  local c
+  for c in "${COMPONENTS[@]}"; do component_dir "$c"; done | sha256sum | cut -c1-12 |
+    sed "s|^|$CACHE/bin/all-${KUBE_VERSION}-|"
+}
+
+# link_combined: symlink every built binary into the combined dir.
+link_combined() {
+  local all c f
+  all=$(combined_dir)
+  mkdir -p "$all"
+  for c in "${COMPONENTS[@]}"; do
+    for f in "$(component_dir "$c")"/*; do
+      [[ -e $f ]] && ln -sfn "$f" "$all/${f##*/}"
+    done
+  done
+  return 0
+}
 
 # go_build MODULE_DIR LDFLAGS TAGS OUT_NAME=PACKAGE...
 # Builds every missing binary of one module in ONE `go build` (shared packages
 # compile once), into a staging dir, then moves each one into BIN_DIR so a
-# half-written binary is never picked up.
+# half-written binary is never picked up. BIN_DIR is the current component's dir.
 go_build() {
   local moddir=$1 ldflags=$2 tags=$3
   shift 3
@@ -121,26 +150,45 @@ build_kwok() {
   mv "$out.tmp" "$out"
 }
 
+build_crictl() {
+  local v
+  v=$(mod_field crictl sigs.k8s.io/cri-tools Version)
+  go_build crictl "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${v#v}" "" crictl=sigs.k8s.io/cri-tools/cmd/crictl
+}
+
+build_coredns() {
+  # The plugin set is upstream's default (core/plugin/zplugin.go in the module).
+  go_build coredns "-s -w" "" coredns=github.com/coredns/coredns
+}
+
+build_pause() {
+  go_build pause "-s -w" "" pause=baremetal.k8s/tools/k8s-build/pause
+}
+
 main() {
   local wanted=()
   case ${1:-} in
-    --print-dir) echo "$BIN_DIR"; return ;;
+    --print-dir)
+      if (($# > 1)); then component_dir "$2"; else combined_dir; fi
+      return ;;
     --list) printf '%s\n' "${COMPONENTS[@]}"; return ;;
-    -h | --help) sed -n '2,20p' "$0"; return ;;
+    -h | --help) sed -n '2,26p' "$0"; return ;;
   esac
   if (($#)); then wanted=("$@"); else wanted=("${COMPONENTS[@]}"); fi
-  mkdir -p "$BIN_DIR"
-  log "$(go version); output $BIN_DIR"
+  log "$(go version)"
   local c start total_start=$SECONDS
   for c in "${wanted[@]}"; do
     declare -F "build_$c" >/dev/null || { log "unknown component: $c (have: ${COMPONENTS[*]})"; return 2; }
+    BIN_DIR=$(component_dir "$c")
+    mkdir -p "$BIN_DIR"
     start=$SECONDS
-    log "$c: building"
+    log "$c: building into $BIN_DIR"
     "build_$c"
     log "$c: done in $((SECONDS - start))s"
   done
+  link_combined
   log "all done in $((SECONDS - total_start))s"
-  echo "$BIN_DIR"
+  if ((${#wanted[@]} == 1)); then component_dir "${wanted[0]}"; else combined_dir; fi
 }
 
 main "$@"

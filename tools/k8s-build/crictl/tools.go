@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the commands build.sh compiles; never built itself.
+package tools
+
+import (
+	_ "sigs.k8s.io/cri-tools/cmd/crictl"
+)
