@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where the allocation ledger lives (docs/ipam.md).
 
 Every store offers the same two calls:

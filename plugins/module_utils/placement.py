@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Intent-driven placement: the input model, the ledger and the entry point.
 
 Two levels, one call (``plan_placement``):

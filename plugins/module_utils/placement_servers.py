@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Level 1 placement: physical servers to clusters' node groups.
 
 For each node group with an intent, in a fixed order (etcd groups first, then

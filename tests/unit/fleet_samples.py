@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Small fleets built in code, shared by the fleet, IPAM, store and inventory tests.
 
 ``small_fleet()`` is a valid fleet dict: one region, one datacenter, three

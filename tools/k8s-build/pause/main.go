@@ -1,5 +1,5 @@
 // Copyright: baremetal.k8s contributors
-// Apache License 2.0 (see LICENSE)
+// GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 // Command pause is the pod sandbox's process: it holds the pod's namespaces
 // open, blocks until SIGINT/SIGTERM and, as PID 1 of a shared PID namespace,
