@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Stable IP allocation: a pod prefix and a WireGuard address per node.
 
 The allocator works on a *ledger*, a plain dict that a store
@@ -268,3 +268,29 @@ def _join(address, port):
     if address is None:
         return None
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+# --------------------------------------------------------------------------- release (fleet_allocation module)
+
+
+def holders(ledger, server):
+    """Names of the clusters whose ledger section holds ``server``."""
+    clusters = ledger.get("clusters") or {}
+    return [name for name, entry in clusters.items() if server in ((entry or {}).get("nodes") or {})]
+
+
+def release_blocker(fleet, cluster_name, server_name):
+    """Why releasing ``server_name`` in ``cluster_name`` is unsafe, or None when it is safe.
+
+    Releasing frees the addresses for the next new node, so it is only safe
+    once the server no longer uses them: it retired, left the cluster, or left
+    the fleet.
+    """
+    cluster = fleet.clusters.get(cluster_name)
+    server = fleet.servers.get(server_name)
+    if cluster is None or server is None or server_name not in cluster.members() or server.state == "retired":
+        return None
+    return (
+        f"{server_name} is still a member of cluster {cluster_name} in state {server.state}; "
+        "its addresses would be handed to the next new node while it still uses them"
+    )
