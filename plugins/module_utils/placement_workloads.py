@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Level 2 placement: tenant workloads (StatefulSets offered as a service) to node groups.
 
 Each workload is a number of replicas with a cpu/memory request. In name order
@@ -88,6 +88,14 @@ def node_eligible(node: Node, workload: WorkloadRequest) -> bool:
     return not workload.disk_type or workload.disk_type in node.disk_types
 
 
+def eligibility(workload: WorkloadRequest) -> str:
+    """The node filters of ``workload``, as the explanations name them."""
+    labels = ["labels.workload == %s" % workload.dedicated if workload.dedicated else "not dedicated"]
+    if workload.disk_type:
+        labels.append("a %s disk" % workload.disk_type)
+    return " and ".join(labels)
+
+
 def select_nodes(workload: WorkloadRequest, nodes: list[Node], keep: list[Node], cap: int):
     """Nodes for the missing replicas (besides ``keep``), or the reason there are none."""
     level = "rack" if workload.spread == "node" else workload.spread
@@ -108,8 +116,10 @@ def select_nodes(workload: WorkloadRequest, nodes: list[Node], keep: list[Node],
             roomy = [n for n in nodes if n.fits(workload)]
             domains = {n.location.domain(level) for n in roomy}
             return (
-                "%d node(s) with %.2f cores and %.1f GB free, in %d %s(s); %d replicas need at most %d per %s"
-                % (len(roomy), workload.cpu, workload.memory_gb, len(domains), level, workload.replicas, cap, level)
+                "%d of them with %.2f cores and %.1f GB free, in %d %s(s); %d replicas need %d distinct nodes, "
+                "at most %d per %s"
+                % (len(roomy), workload.cpu, workload.memory_gb, len(domains), level, workload.replicas,
+                   workload.replicas, cap, level)
             )
         chosen.append(best[1])
         used.add(best[1].name)
@@ -244,7 +254,8 @@ class WorkloadPlacer:
             nodes = [n for n in self.group_nodes[key] if node_eligible(n, workload)]
             chosen = select_nodes(workload, nodes, [], cap)
             if isinstance(chosen, str):
-                skipped.append("%s: %s" % (key, chosen))
+                skipped.append("%s: %d of %d node(s) with %s, %s"
+                               % (key, len(nodes), len(self.group_nodes[key]), eligibility(workload), chosen))
                 continue
             why = ["cluster %s: %d workload(s), %.0f%% cpu used (least connections among %d candidate cluster(s))"
                    % (cluster, self.cluster_workloads[cluster], 100 * self.utilisation(cluster), len(order))]
