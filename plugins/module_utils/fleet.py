@@ -25,7 +25,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import netaddr
+try:
+    import netaddr
+except ImportError:  # parse_fleet() reports it as a FleetError; the import sanity test has no netaddr
+    netaddr = None
 
 # --------------------------------------------------------------------------- errors
 
@@ -353,6 +356,8 @@ def parse_fleet(data, source_name="<fleet>"):
 
     Raises ``FleetValidationError`` listing every problem found.
     """
+    if netaddr is None:
+        raise FleetError(source_name, None, "the netaddr Python package is missing", "pip install netaddr")
     return _Parser(source_name).parse(data)
 
 
@@ -480,7 +485,8 @@ class _Parser:
         top = self.mapping(
             data, "", {"version", "regions", "networks", "servers", "clusters", "allocations"}, ("version",)
         )
-        if type(top.get("version")) is not int or top["version"] != 1:
+        version = top.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version != 1:
             self.fail("version", "unsupported format version {!r}".format(top.get("version")), "set version: 1")
         self.regions, self.datacenters, self.racks = {}, {}, {}
         self.tors = {}

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import socket
 
-import netaddr
-
-from .fleet import FleetError
+from .fleet import FleetError, netaddr  # netaddr is None when missing: parse_fleet() already said so
 
 LEDGER_VERSION = 1
 
@@ -90,7 +88,7 @@ class _Pool:
             if self.host_pool:
                 value = _ip_int(text, self.version)
             else:
-                ip, _, prefix = text.partition("/")
+                ip, _sep, prefix = text.partition("/")
                 if int(prefix) != self.slot_prefix:
                     return None
                 value = _ip_int(ip, self.version)

@@ -17,11 +17,11 @@ description:
     allocations never move) and returns them.
   - O(state=released) frees the allocation of a retired or removed server, so a new node may reuse it.
     This is how AWX users release a retired server's addresses when the ledger lives in a ConfigMap.
-  - Releasing a server that is still an active member of its cluster is refused unless O(force=true):
+  - Releasing a server that is still an active member of its cluster is refused unless O(force=true);
     its addresses would be given to the next new node while it still uses them.
   - Runs on the controller (use C(delegate_to=localhost) or a localhost play).
 author:
-  - baremetal.k8s maintainers
+  - baremetal.k8s maintainers (@baremetal)
 options:
   fleet_file:
     description: Path of the fleet file (docs/fleet-format.md).
@@ -75,8 +75,10 @@ requirements:
   - kubernetes (for the C(kubernetes) store)
 attributes:
   check_mode:
+    description: Computes the allocations or the release and returns them without writing the ledger.
     support: full
   diff_mode:
+    description: Shows the ledger entries added or released.
     support: full
 notes:
   - Updates are safe against concurrent inventory runs and jobs; the file store locks the ledger, the
@@ -138,7 +140,7 @@ released:
 import copy
 import json
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 try:
     from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
@@ -146,7 +148,7 @@ try:
     from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
 
     IMPORT_ERROR = None
-except ImportError as exc:  # netaddr missing on the controller
+except ImportError as exc:  # a broken installation of the collection
     IMPORT_ERROR = exc
 
 
@@ -196,7 +198,10 @@ def run(module):
                         fleet.source, f"server {server}", blocker,
                         "set its state to retired (or remove it from the cluster) first, or use force=true",
                     )  # fmt: skip
-            return any([ipam.release(ledger, name, server, store.description) for name in targets])
+            released = False
+            for name in targets:
+                released = ipam.release(ledger, name, server, store.description) is not None or released
+            return released
     else:
 
         def mutate(ledger):
@@ -250,7 +255,7 @@ def main():
         supports_check_mode=True,
     )
     if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("netaddr"), exception=str(IMPORT_ERROR))
+        module.fail_json(msg="cannot import the collection's module_utils: %s" % IMPORT_ERROR)
     try:
         result = run(module)
     except FleetError as exc:
