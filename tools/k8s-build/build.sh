@@ -26,7 +26,7 @@ KUBE_VERSION=v1.36.3
 # The commit of the v1.36.3 tag; the module proxy does not record it, so it can
 # be overridden from the environment (kubectl version shows it, nothing checks it).
 KUBE_GIT_COMMIT=${KUBE_GIT_COMMIT:-}
-COMPONENTS=(kubernetes etcd kwok crictl coredns pause)
+COMPONENTS=(kubernetes etcd kwok crictl coredns pause cni-plugins)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${BMK8S_CACHE:-$HOME/.cache/baremetal-k8s}
@@ -163,6 +163,16 @@ build_coredns() {
 
 build_pause() {
   go_build pause "-s -w" "" pause=baremetal.k8s/tools/k8s-build/pause
+}
+
+build_cni-plugins() {
+  local v p specs=()
+  v=$(mod_field cni-plugins github.com/containernetworking/plugins Version)
+  for p in ipam/host-local main/bridge main/loopback meta/portmap; do
+    specs+=("${p#*/}=github.com/containernetworking/plugins/plugins/$p")
+  done
+  go_build cni-plugins "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v" "" \
+    "${specs[@]}"
 }
 
 main() {
