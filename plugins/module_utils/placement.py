@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 LEVELS = ("rack", "row", "datacenter", "region")
 # Servers the engine may hand out; active servers not serving any group count as free.
@@ -65,18 +66,18 @@ class Location:
     def __post_init__(self):
         if not self.tor:
             object.__setattr__(self, "tor", "%s-%s-tor" % (self.datacenter, self.rack))
+        # Built once: the placement loops ask for these keys millions of times on big fleets.
+        object.__setattr__(self, "_domains", {
+            "tor": ("tor", self.tor),
+            "rack": ("rack", self.datacenter, self.rack),
+            "row": ("row", self.datacenter, self.row),
+            "datacenter": ("datacenter", self.datacenter),
+            "region": ("region", self.region),
+        })
 
     def domain(self, level: str) -> tuple[str, ...]:
         """Key of the failure domain at ``level`` (racks and rows are unique inside a datacenter)."""
-        if level == "tor":
-            return ("tor", self.tor)
-        if level == "rack":
-            return ("rack", self.datacenter, self.rack)
-        if level == "row":
-            return ("row", self.datacenter, self.row)
-        if level == "datacenter":
-            return ("datacenter", self.datacenter)
-        return ("region", self.region)
+        return self._domains[level]
 
     def describe(self, level: str) -> str:
         if level == "rack":
@@ -127,7 +128,7 @@ class GroupRequest:
     spread: str = "rack"
     max_share_per_domain: float | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         return "%s/%s" % (self.cluster, self.group)
 
@@ -135,7 +136,7 @@ class GroupRequest:
     def has_intent(self) -> bool:
         return self.count is not None
 
-    @property
+    @cached_property
     def is_etcd(self) -> bool:
         return "etcd" in self.roles
 

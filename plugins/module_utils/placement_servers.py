@@ -13,10 +13,13 @@ groups asking for scarce hardware, then by name):
    constraints, counting how many are left after each filter (the funnel);
 3. pick the missing servers one at a time. Failure-domain caps (the intent's
    max_share_per_domain, etcd quorum, the cluster's blast radius) exclude a
-   candidate; the rest are ranked by, in order: members of the group already
-   in the candidate's failure domain (spread), reuse (served this group, then
-   this cluster, before), hops to the group's peers (locality), best fit
-   (least hardware above the minimum), name.
+   candidate; the rest are ranked by, in order: inside the cluster's home
+   datacenter (where most of its nodes are; unless the group spreads over
+   datacenters), members of the group already in the candidate's failure
+   domain (spread), reuse (served this group, then this cluster, before),
+   hops to the group's peers (locality), best fit (least hardware above the
+   minimum), name. So a group spreads evenly over the racks of one
+   datacenter and only overflows to another when those racks are at a cap.
 
 Candidates in one rack share every rack-level key, so each rack keeps its
 candidates sorted by (reuse, fit, name) and a pick compares one head per rack:
@@ -335,6 +338,7 @@ class ServerPlacer:
         for entries in buckets.values():
             entries.sort(key=lambda e: e[:3])
         heads = dict.fromkeys(buckets, 0)
+        home = self.home_datacenter(group, pool)
         group_cap = (
             share_cap(group.max_share_per_domain, group.target) if group.max_share_per_domain is not None else None
         )
@@ -379,7 +383,9 @@ class ServerPlacer:
                 load = (self.etcd_domains[group.cluster] if group.is_etcd else self.group_domains[group.key])[
                     spread_domain
                 ]
-                key = (len(limits), load, reuse, peers.hop_sum(loc), -row_density[loc.domain("row")], fit, name)
+                away = home is not None and loc.datacenter != home
+                key = (len(limits), away, load, reuse, peers.hop_sum(loc), -row_density[loc.domain("row")], fit,
+                       name)
                 if best is None or key < best[0]:
                     best = (key, rack, server, limits)
             if best is None:
@@ -394,18 +400,30 @@ class ServerPlacer:
             heads[rack] += 1
             why = [
                 "%s held %d of the %s members before (least loaded with room)"
-                % (server.location.describe(group.spread), key[1], "etcd" if group.is_etcd else "group's"),
-                REUSE_WHY[key[2]],
-                "mean %.2f hops to the %s %d peers" % (key[3] / peers.total, peer_kind, peers.total)
-                if peers.total else "no peers yet: densest row (%d eligible servers)" % -key[4],
+                % (server.location.describe(group.spread), key[2], "etcd" if group.is_etcd else "group's"),
+                REUSE_WHY[key[3]],
+                "mean %.2f hops to the %s %d peers" % (key[4] / peers.total, peer_kind, peers.total)
+                if peers.total else "no peers yet: densest row (%d eligible servers)" % -key[5],
                 "%d cores, %d GB, %d GPUs: tightest fit left" % (server.cores, server.memory_gb, server.gpus),
             ]
+            if home is not None:
+                why.append("home datacenter %s of cluster %s" % (home, group.cluster) if not key[1] else
+                           "outside home datacenter %s: its racks are at their limits" % home)
             why += ["exceeds %s (allowed by allow_blast_radius)" % limit for limit in limits]
             self.add_member(group, server, engine=True)
             placed.append(server)
             self.placed_why[server.name] = why
             explanation["placed"].append({"server": server.name, "why": why})
         explanation["funnel"].append({"filter": "failure-domain caps and ranking", "left": len(placed)})
+
+    def home_datacenter(self, group: GroupRequest, pool: list[Candidate]) -> str | None:
+        """The datacenter a group fills first: where its cluster already has the most nodes, else the one with
+        the most eligible servers (then by name). None when the group spreads over datacenters."""
+        datacenters = Counter(server.location.datacenter for server in pool)
+        if group.spread == "datacenter" or len(datacenters) < 2:
+            return None
+        members = self.cluster_domains[group.cluster]
+        return max(sorted(datacenters), key=lambda dc: (members[("datacenter", dc)], datacenters[dc]))
 
     def fail(self, group: GroupRequest, reason: str, steps: list[dict]) -> None:
         explanation = self.explanations[group.key]

@@ -21,6 +21,7 @@ Node capacity is the server's cores and memory minus a system reserve.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -51,7 +52,7 @@ class WorkloadPlan:
 
 class Node:
     __slots__ = ("cluster", "cpu_cap", "cpu_free", "disk_types", "group", "label", "location", "mem_cap", "mem_free",
-                 "name")
+                 "name", "rank")
 
     def __init__(self, server: Candidate, cluster: str, group: str, options: PlacementOptions):
         self.name = server.name
@@ -62,6 +63,7 @@ class Node:
         self.mem_cap = self.mem_free = max(0.0, server.memory_gb - options.reserved_memory_gb)
         self.disk_types = frozenset(kind for kind, _ in server.disks)
         self.label = server.workload_label
+        self.rank = (0.0, self.name)  # (load, name): its place in its group's ranking
 
     def fits(self, workload: WorkloadRequest) -> bool:
         return self.cpu_free + EPSILON >= workload.cpu and self.mem_free + EPSILON >= workload.memory_gb
@@ -96,34 +98,47 @@ def eligibility(workload: WorkloadRequest) -> str:
     return " and ".join(labels)
 
 
-def select_nodes(workload: WorkloadRequest, nodes: list[Node], keep: list[Node], cap: int):
-    """Nodes for the missing replicas (besides ``keep``), or the reason there are none."""
+def select_nodes(workload: WorkloadRequest, ranked: list[tuple], keep: list[Node], cap: int):
+    """Nodes for the missing replicas (besides ``keep``), or the reason there are none.
+
+    ``ranked`` is the node group's nodes as (load, name, node), sorted. Each replica goes to the first
+    eligible node with room of the domain holding the fewest replicas (below ``cap``): the least-loaded
+    node of the least-used domain. Scanning in load order stops at the first empty domain, so a pick
+    rarely looks at more than a few nodes.
+    """
     level = "rack" if workload.spread == "node" else workload.spread
-    per_domain = Counter(node.location.domain(level) for node in keep)
+    per_domain: dict[tuple, int] = {}
+    for node in keep:
+        domain = node.location.domain(level)
+        per_domain[domain] = per_domain.get(domain, 0) + 1
     chosen, used = list(keep), {node.name for node in keep}
     while len(chosen) < workload.replicas:
         best = None
-        for node in nodes:
-            if node.name in used or not node.fits(workload):
+        for _, name, node in ranked:
+            if name in used:
                 continue
             domain = node.location.domain(level)
-            if per_domain[domain] >= cap:
+            count = per_domain.get(domain, 0)
+            if count >= cap or (best is not None and count >= best[0]):
                 continue
-            key = (per_domain[domain], node.load(), node.name)
-            if best is None or key < best[0]:
-                best = (key, node, domain)
+            if node_eligible(node, workload) and node.fits(workload):
+                best = (count, node, domain)
+                if not count:
+                    break  # nothing ranks before the least-loaded node of an empty domain
         if best is None:
-            roomy = [n for n in nodes if n.fits(workload)]
-            domains = {n.location.domain(level) for n in roomy}
+            eligible = [node for _, _, node in ranked if node_eligible(node, workload)]
+            roomy = [node for node in eligible if node.fits(workload) or node.name in used]
+            domains = {node.location.domain(level) for node in roomy}
             return (
-                "%d of them with %.2f cores and %.1f GB free, in %d %s(s); %d replicas need %d distinct nodes, "
-                "at most %d per %s"
-                % (len(roomy), workload.cpu, workload.memory_gb, len(domains), level, workload.replicas,
-                   workload.replicas, cap, level)
+                "%d of %d node(s) with %s, %d of them with %.2f cores and %.1f GB free, in %d %s(s); "
+                "%d replicas need %d distinct nodes, at most %d per %s"
+                % (len(eligible), len(ranked), eligibility(workload), len(roomy), workload.cpu, workload.memory_gb,
+                   len(domains), level, workload.replicas, workload.replicas, cap, level)
             )
-        chosen.append(best[1])
-        used.add(best[1].name)
-        per_domain[best[2]] += 1
+        _, node, domain = best
+        chosen.append(node)
+        used.add(node.name)
+        per_domain[domain] = per_domain.get(domain, 0) + 1
     return chosen
 
 
@@ -168,12 +183,14 @@ class WorkloadPlacer:
         self.groups = {g.key: g for g in groups}
         self.nodes: dict[str, Node] = {}
         self.group_nodes: dict[str, list[Node]] = {}
+        self.ranked: dict[str, list[tuple]] = {}  # group key -> (load, name, node), sorted
         self.clusters_by_region: dict[str, list[str]] = {}
         self.cluster_groups: dict[str, list[str]] = {}
         for key in sorted(self.groups):
             group = self.groups[key]
             nodes = [Node(candidates[name], group.cluster, group.group, options) for name in members.get(key, [])]
             self.group_nodes[key] = nodes
+            self.ranked[key] = sorted((*node.rank, node) for node in nodes)
             self.nodes.update((node.name, node) for node in nodes)
             self.cluster_groups.setdefault(group.cluster, []).append(key)
             region_clusters = self.clusters_by_region.setdefault(group.region, [])
@@ -202,9 +219,14 @@ class WorkloadPlacer:
 
     def commit(self, workload: WorkloadRequest, key: str, nodes: list[Node], status: str, why: list[str]) -> None:
         group = self.groups[key]
+        ranked = self.ranked[key]
         for node in nodes:
+            # Move the node to its new place in the group's ranking (the list stays sorted).
+            del ranked[bisect.bisect_left(ranked, node.rank)]
             node.cpu_free -= workload.cpu
             node.mem_free -= workload.memory_gb
+            node.rank = (node.load(), node.name)
+            bisect.insort(ranked, (*node.rank, node))
         self.cluster_workloads[group.cluster] += 1
         self.group_workloads[key] += 1
         self.cluster_cpu_used[group.cluster] += workload.cpu * len(nodes)
@@ -251,11 +273,9 @@ class WorkloadPlacer:
                    for key in sorted(self.eligible_groups(c, workload), key=lambda k: (self.group_workloads[k], k))]
         targets.sort(key=lambda t: t[1] != prefer)
         for cluster, key in targets:
-            nodes = [n for n in self.group_nodes[key] if node_eligible(n, workload)]
-            chosen = select_nodes(workload, nodes, [], cap)
+            chosen = select_nodes(workload, self.ranked[key], [], cap)
             if isinstance(chosen, str):
-                skipped.append("%s: %d of %d node(s) with %s, %s"
-                               % (key, len(nodes), len(self.group_nodes[key]), eligibility(workload), chosen))
+                skipped.append("%s: %s" % (key, chosen))
                 continue
             why = ["cluster %s: %d workload(s), %.0f%% cpu used (least connections among %d candidate cluster(s))"
                    % (cluster, self.cluster_workloads[cluster], 100 * self.utilisation(cluster), len(order))]
@@ -296,8 +316,7 @@ class WorkloadPlacer:
             cap = spread_cap(workload, self.options.allow_blast_radius)
             if valid:
                 # A node left or replicas grew: top up in place before moving anything.
-                nodes = [n for n in self.group_nodes[key] if node_eligible(n, workload)]
-                chosen = select_nodes(workload, nodes, valid, cap)
+                chosen = select_nodes(workload, self.ranked[key], valid, cap)
                 if not isinstance(chosen, str):
                     self.commit(workload, key, chosen, "repaired", ["kept %d replica(s) in %s, placed %d more"
                                                                     % (len(valid), key, len(chosen) - len(valid))])

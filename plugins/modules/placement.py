@@ -29,7 +29,10 @@ description:
     written atomically under a lock. See docs/placement.md.
   - Runs on the controller (use it with C(delegate_to=localhost) or on a localhost play).
 author:
-  - baremetal.k8s maintainers
+  - baremetal.k8s maintainers (@baremetal)
+requirements:
+  - netaddr (read by the fleet model)
+  - PyYAML
 options:
   fleet:
     description: Path of the fleet file (docs/fleet-format.md).
@@ -176,12 +179,14 @@ options:
     default: 8.0
 attributes:
   check_mode:
+    description: Returns the plan, the changes and the ledger diff without writing the ledger.
     support: full
   diff_mode:
+    description: Shows the placement ledger before and after the plan.
     support: full
 notes:
-  - The ledger is only written when the whole plan succeeds; O(check_mode) returns the plan and the diff
-    without writing.
+  - The ledger is only written when the whole plan succeeds; in check mode the plan and the diff are
+    returned and nothing is written.
 """
 
 EXAMPLES = r"""
@@ -257,9 +262,8 @@ drift:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import LockTimeout
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     PlacementError,
     PlacementOptions,
@@ -272,6 +276,13 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     save_plan,
     workload_request,
 )
+
+try:
+    from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
+
+    IMPORT_ERROR = None
+except ImportError as exc:  # netaddr missing on the controller
+    IMPORT_ERROR = exc
 
 INTENT_OPTIONS = dict(
     cluster=dict(type="str", required=True),
@@ -320,6 +331,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("netaddr"), exception=str(IMPORT_ERROR))
     params = module.params
     ledger_path = params["ledger"] or default_ledger_path(params["fleet"])
     try:
@@ -342,6 +355,8 @@ def main():
         result = plan_placement(candidates, groups, ledger, options, workloads)
     except (FleetError, PlacementError) as exc:
         module.fail_json(msg=str(exc), ledger=ledger_path)
+    except OSError as exc:  # e.g. an unreadable ledger
+        module.fail_json(msg="%s: %s" % (exc.filename or ledger_path, exc.strerror or exc), ledger=ledger_path)
 
     explanations = {"groups": result.groups, "workloads": result.workloads}
     for warning in result.warnings:
