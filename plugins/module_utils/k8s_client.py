@@ -1,11 +1,13 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build a ``kubernetes.client.ApiClient`` the same way in every module.
 
 Pure Python (no Ansible imports) so tests and scripts can use it directly.
 Order of precedence: explicit kubeconfig path, in-cluster service account
-(when asked for, or when running in a pod and no kubeconfig exists), then the
-client's default (``$KUBECONFIG`` or ``~/.kube/config``).
+(when asked for, or when running in a pod and no kubeconfig exists), an
+explicit ``host`` alone (no kubeconfig read at all), then the client's default
+(``$KUBECONFIG`` or ``~/.kube/config``). ``host``, ``api_key`` and the
+certificate options override what the kubeconfig says, as in kubernetes.core.
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ except ImportError as exc:  # reported by the modules through missing_required_l
     KUBERNETES_IMPORT_ERROR = exc
 
 # Options every Kubernetes-facing module accepts (merged into its argument_spec).
+# Documented once in plugins/doc_fragments/k8s_auth.py.
 CLIENT_ARGUMENT_SPEC = {
     "kubeconfig": {"type": "path"},
     "context": {"type": "str"},
+    "host": {"type": "str"},
+    "api_key": {"type": "str", "no_log": True},
+    "ca_cert": {"type": "path"},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path", "no_log": False},
     "in_cluster": {"type": "bool", "default": False},
     "validate_certs": {"type": "bool", "default": True},
 }
@@ -42,9 +50,15 @@ def _in_pod() -> bool:
 def api_client(
     kubeconfig: str | None = None,
     context: str | None = None,
+    *,
     in_cluster: bool = False,
     validate_certs: bool = True,
     pool_size: int = 16,
+    host: str | None = None,
+    api_key: str | None = None,
+    ca_cert: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ):
     """Return a configured ApiClient.
 
@@ -55,15 +69,31 @@ def api_client(
         raise K8sClientError(f"the 'kubernetes' Python package is required: {KUBERNETES_IMPORT_ERROR}")
     cfg = k8s.Configuration()
     default_kubeconfig = os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+    for option, path in (("kubeconfig", kubeconfig), ("ca_cert", ca_cert), ("client_cert", client_cert),
+                         ("client_key", client_key)):
+        if path and not os.path.isfile(path):
+            raise K8sClientError(f"{option}: file {path} does not exist")
     try:
         if kubeconfig:
             k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
         elif in_cluster or (_in_pod() and not os.path.exists(default_kubeconfig)):
             k8s_config.load_incluster_config(client_configuration=cfg)
-        else:
+        elif not host:
             k8s_config.load_kube_config(context=context, client_configuration=cfg)
     except (k8s_config.ConfigException, OSError) as exc:
-        raise K8sClientError(f"cannot load Kubernetes client configuration: {exc}") from exc
+        raise K8sClientError(
+            f"cannot load Kubernetes client configuration: {exc} (set kubeconfig, host or in_cluster)"
+        ) from exc
+    if host:
+        cfg.host = host
+    if api_key:
+        cfg.api_key = {"authorization": f"Bearer {api_key}"}
+    if ca_cert:
+        cfg.ssl_ca_cert = ca_cert
+    if client_cert:
+        cfg.cert_file = client_cert
+    if client_key:
+        cfg.key_file = client_key
     if not validate_certs:
         cfg.verify_ssl = False
     cfg.connection_pool_maxsize = max(pool_size, 4)
@@ -78,4 +108,9 @@ def client_from_params(params: dict, pool_size: int = 16):
         in_cluster=bool(params.get("in_cluster")),
         validate_certs=params.get("validate_certs", True),
         pool_size=pool_size,
+        host=params.get("host"),
+        api_key=params.get("api_key"),
+        ca_cert=params.get("ca_cert"),
+        client_cert=params.get("client_cert"),
+        client_key=params.get("client_key"),
     )

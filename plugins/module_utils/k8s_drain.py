@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """PDB-aware node drain over the ``kubernetes`` client (no Ansible imports).
 
 Cordon the node, then evict its pods through the Eviction API, many at once.
@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 ON_TIMEOUT_CHOICES = ("fail", "force_delete")
+MAX_ROUNDS = 3  # evict/wait rounds: the first list, then pods that slipped in while the cordon propagated
 
 # Pod actions decided before anything is evicted.
 EVICT, SKIP, REFUSE, WAIT = "evict", "skip", "refuse", "wait"
@@ -42,7 +43,7 @@ class DrainError(Exception):
 @dataclass
 class DrainOptions:
     delete_emptydir_data: bool = False
-    force: bool = False  # evict pods that no controller manages (they will not come back)
+    allow_unmanaged: bool = False  # evict pods that no controller manages (they will not come back)
     grace_period: int | None = None  # eviction's gracePeriodSeconds; None keeps each pod's own
     timeout: float = 300.0  # bound on the eviction phase, PDB retries included
     on_timeout: str = "fail"  # or "force_delete"
@@ -116,9 +117,9 @@ def classify_pod(pod: dict, options: DrainOptions) -> tuple[str, str]:
         return EVICT, "finished pod"
     reasons = []
     if ctrl is None:
-        if not options.force:
-            return REFUSE, "not managed by a controller (set force=true to delete it for good)"
-        reasons.append("unmanaged (force)")
+        if not options.allow_unmanaged:
+            return REFUSE, "not managed by a controller (set allow_unmanaged=true to delete it for good)"
+        reasons.append("unmanaged (allowed)")
     if any("emptyDir" in v for v in pod.get("spec", {}).get("volumes") or []):
         if not options.delete_emptydir_data:
             return REFUSE, "uses emptyDir data (set delete_emptydir_data=true to lose it)"
@@ -292,58 +293,93 @@ class NodeDrainer:
         t0 = time.monotonic()
         timings: dict[str, float] = {}
         was_unschedulable = self.is_unschedulable()
-        cordoned = self.set_unschedulable(True, check_mode)
-        timings["cordon"] = round(time.monotonic() - t0, 3)
-        records = self.plan()
         result = {
             "node": self.node,
-            "cordoned": cordoned,
+            "cordoned": False,
             "was_unschedulable": was_unschedulable,
             "pods": [],
             "blocked": [],
             "timings": timings,
         }
+        records: list[PodRecord] = []
 
         def finish(changed: bool) -> dict:
             timings["total"] = round(time.monotonic() - t0, 3)
             result["changed"] = changed
             result["pods"] = [r.as_dict() for r in records]
             result["evicted"] = [r.key for r in records if r.outcome in ("evicted", "gone", "force_deleted")]
-            result["skipped"] = [r.key for r in records if r.action == SKIP]
+            result["left_alone"] = [r.key for r in records if r.action == SKIP]
             return result
 
-        refused = [r for r in records if r.action == REFUSE]
-        if refused:
-            finish(cordoned)
-            raise DrainError(
+        def refuse(left_cordoned: bool) -> DrainError:
+            finish(left_cordoned)
+            return DrainError(
                 f"cannot drain node {self.node}: "
-                + "; ".join(f"{r.key}: {r.reason}" for r in refused)
-                + (" (node left cordoned)" if not check_mode else ""),
+                + "; ".join(f"{r.key}: {r.reason}" for r in records if r.action == REFUSE)
+                + (" (node left cordoned)" if left_cordoned else " (nothing changed)"),
                 result,
             )
-        to_evict = [r for r in records if r.action == EVICT]
+
+        # Check before touching the node: a pod we would refuse leaves it as it was.
+        records = self.plan()
+        if any(r.action == REFUSE for r in records):
+            raise refuse(False)
+        cordoned = self.set_unschedulable(True, check_mode)
+        result["cordoned"] = cordoned
+        timings["cordon"] = round(time.monotonic() - t0, 3)
         if check_mode:
+            to_evict = [r for r in records if r.action == EVICT]
             for r in to_evict:
                 r.outcome = "would_evict"
             return finish(cordoned or bool(to_evict))
+        # The authoritative list: pods scheduled before the cordon took effect count too.
+        records = self.plan()
+        if any(r.action == REFUSE for r in records):
+            raise refuse(True)
 
         self.log(
-            f"draining {self.node}: {len(to_evict)} pods to evict, "
+            f"draining {self.node}: {sum(r.action == EVICT for r in records)} pods to evict, "
             f"{sum(r.action == SKIP for r in records)} left alone, {sum(r.action == WAIT for r in records)} terminating"
         )
+        deadline = time.monotonic() + opts.timeout
+        timings["evict"] = timings["wait"] = 0.0
+        batch = records
+        for _round in range(MAX_ROUNDS):
+            self._drain_batch(batch, records, deadline=deadline, t0=t0, timings=timings, finish=finish)
+            # The scheduler may have bound pods to the node before it saw the cordon, after our
+            # list: drain those too, or the node is "drained" with pods still on it.
+            known = {r.uid for r in records}
+            batch = [r for r in self.plan() if r.uid not in known and r.action != SKIP]
+            if not batch:
+                break
+            records.extend(batch)
+            records.sort(key=lambda r: r.key)
+            if any(r.action == REFUSE for r in batch):
+                raise refuse(True)
+            self.log(f"{len(batch)} pods arrived on {self.node} while it was being cordoned; draining them too")
+        return finish(cordoned or any(r.action == EVICT for r in records))
+
+    def _drain_batch(self, batch: list[PodRecord], records: list[PodRecord], *, deadline: float, t0: float,
+                     timings: dict[str, float], finish: Callable[[bool], dict]) -> None:
+        """Evict BATCH (until DEADLINE), apply the timeout policy, wait until the pods are gone.
+
+        FINISH(changed) fills in and returns the result dict that DrainError carries.
+        """
+        opts = self.options
+        to_evict = [r for r in batch if r.action == EVICT]
         t_evict = time.monotonic()
-        self._evict_all(to_evict, t0)
-        timings["evict"] = round(time.monotonic() - t_evict, 3)
+        self._evict_all(to_evict, t0, deadline)
+        timings["evict"] = round(timings["evict"] + time.monotonic() - t_evict, 3)
 
         blocked = [r for r in to_evict if r.outcome == "blocked"]
         if blocked:
             report = blocked_report(records, self._pdb_status(blocked))
+            result = finish(True)
             result["blocked"] = report
             lines = format_blocked(report)
             if opts.on_timeout == "fail":
                 for line in lines:
                     self.log(line)
-                finish(True)
                 raise DrainError(
                     f"timed out after {opts.timeout:.0f}s evicting pods from {self.node} (node left cordoned): "
                     + " | ".join(lines),
@@ -356,23 +392,20 @@ class NodeDrainer:
 
         failed = [r for r in to_evict if r.outcome == "failed"]
         t_wait = time.monotonic()
-        left = self._wait_gone([r for r in records if r.outcome in ("evicted", "force_deleted", "terminating")], t0)
-        timings["wait"] = round(time.monotonic() - t_wait, 3)
+        left = self._wait_gone([r for r in batch if r.outcome in ("evicted", "force_deleted", "terminating")], t0)
+        timings["wait"] = round(timings["wait"] + time.monotonic() - t_wait, 3)
         if left:
-            finish(True)
             raise DrainError(
                 f"pods still present on {self.node} {opts.wait_timeout:.0f}s after eviction: "
                 + ", ".join(r.key for r in left),
-                result,
+                finish(True),
             )
         if failed:
-            finish(True)
             raise DrainError(
                 f"could not evict {len(failed)} pods from {self.node}: "
                 + "; ".join(f"{r.key}: {r.message}" for r in failed),
-                result,
+                finish(True),
             )
-        return finish(cordoned or bool(to_evict))
 
     def _evict_once(self, rec: PodRecord) -> tuple[int, str, bytes | str | None]:
         """One eviction request: (HTTP status, message, body). 201 on success."""
@@ -393,9 +426,8 @@ class NodeDrainer:
         except ApiException as exc:
             return exc.status, status_message(exc.body, str(exc.reason)), exc.body
 
-    def _evict_all(self, to_evict: list[PodRecord], t0: float) -> None:
+    def _evict_all(self, to_evict: list[PodRecord], t0: float, deadline: float) -> None:
         opts = self.options
-        deadline = time.monotonic() + opts.timeout
         next_report = time.monotonic() + opts.report_interval
         pending = list(to_evict)
         with ThreadPoolExecutor(max_workers=opts.parallel, thread_name_prefix="evict") as pool:

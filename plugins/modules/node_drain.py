@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_drain
+short_description: Cordon, drain (PDB-aware, through the Eviction API) or uncordon a Kubernetes node
+version_added: 0.1.0
+description:
+  - With O(state=drained), marks the node unschedulable, then evicts its pods through the Eviction
+    API, many at once, so PodDisruptionBudgets are honoured. Mirror (static) pods and DaemonSet pods
+    are left alone.
+  - Pods that no controller manages are refused unless O(allow_unmanaged=true), and pods with
+    C(emptyDir) volumes unless O(delete_emptydir_data=true). The pods are checked before the node is
+    cordoned, so a refused drain changes nothing.
+  - An eviction that a PodDisruptionBudget forbids (HTTP 429) is retried with exponential backoff
+    until O(timeout). The result names the blocked pods and the PDBs that block them, with the PDBs'
+    status. At the timeout, O(on_timeout) decides; V(fail) leaves the node cordoned and reports,
+    V(force_delete) deletes the blocked pods directly (bypassing their PDBs).
+  - Then waits, at most O(wait_timeout) seconds, until every evicted pod is gone from the node.
+    Pods that the scheduler bound to the node before it saw the cordon are drained as well.
+  - With O(state=cordoned) only marks the node unschedulable; O(state=uncordoned) makes it
+    schedulable again.
+  - In check mode nothing is changed; the result lists the pods that would be evicted.
+  - See docs/node-drain.md.
+author:
+  - baremetal.k8s maintainers (@baremetal)
+extends_documentation_fragment:
+  - baremetal.k8s.k8s_auth
+options:
+  name:
+    description: Name of the node.
+    type: str
+    required: true
+    aliases: [node]
+  state:
+    description:
+      - V(drained) cordons and evicts, V(cordoned) only cordons, V(uncordoned) makes the node
+        schedulable again.
+    type: str
+    choices: [drained, cordoned, uncordoned]
+    default: drained
+  delete_emptydir_data:
+    description: Evict pods with C(emptyDir) volumes, losing that data. Refused otherwise.
+    type: bool
+    default: false
+  allow_unmanaged:
+    description:
+      - Evict pods that no controller (ReplicaSet, StatefulSet, Job, ...) manages. Nothing recreates
+        them. Refused otherwise.
+    type: bool
+    default: false
+  grace_period:
+    description:
+      - Termination grace period in seconds for the evicted pods.
+      - Default is each pod's own C(terminationGracePeriodSeconds).
+    type: int
+  timeout:
+    description:
+      - Seconds the eviction phase may take, retries of evictions that PDBs forbid included.
+    type: int
+    default: 300
+  on_timeout:
+    description:
+      - What to do with pods still blocked by a PodDisruptionBudget after O(timeout).
+      - V(fail) fails the task with the blocked pods and PDBs; the node stays cordoned.
+      - V(force_delete) deletes those pods directly, ignoring their PDBs, with
+        O(force_delete_grace_period). Only for when losing the availability the PDB protects is
+        better than keeping the node.
+    type: str
+    choices: [fail, force_delete]
+    default: fail
+  force_delete_grace_period:
+    description:
+      - Grace period in seconds of the deletions done by O(on_timeout=force_delete).
+      - Default is each pod's own C(terminationGracePeriodSeconds).
+    type: int
+  wait_timeout:
+    description: Seconds to wait, after the evictions, until the evicted pods are gone.
+    type: int
+    default: 120
+  parallel:
+    description: Number of eviction requests in flight at once.
+    type: int
+    default: 16
+  backoff_initial:
+    description: Seconds before the first retry of a forbidden eviction; doubles on each retry.
+    type: float
+    default: 1.0
+  backoff_max:
+    description: Longest delay in seconds between two retries of one eviction.
+    type: float
+    default: 10.0
+attributes:
+  check_mode:
+    support: full
+    description: Lists the pods that would be evicted; changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the node's C(spec.unschedulable) before and after.
+"""
+
+EXAMPLES = r"""
+- name: Drain a worker, waiting up to 10 minutes for PodDisruptionBudgets
+  baremetal.k8s.node_drain:
+    name: worker-3
+    timeout: 600
+    delete_emptydir_data: true
+  delegate_to: localhost
+
+- name: Drain a broken node; after 2 minutes delete what PDBs still protect
+  baremetal.k8s.node_drain:
+    name: worker-7
+    kubeconfig: /etc/kubernetes/admin.conf
+    timeout: 120
+    on_timeout: force_delete
+    force_delete_grace_period: 10
+
+- name: Show what a drain would evict
+  baremetal.k8s.node_drain:
+    name: worker-3
+  check_mode: true
+  register: plan
+
+- name: Put the node back into service
+  baremetal.k8s.node_drain:
+    name: worker-3
+    state: uncordoned
+"""
+
+RETURN = r"""
+node:
+  description: Name of the node.
+  returned: always
+  type: str
+  sample: worker-3
+unschedulable:
+  description: The node's C(spec.unschedulable) after the task (as it would be in check mode).
+  returned: success
+  type: bool
+  sample: true
+cordoned:
+  description: Whether this task cordoned the node (it was schedulable before).
+  returned: state=drained or state=cordoned
+  type: bool
+was_unschedulable:
+  description: Whether the node was already cordoned before the task.
+  returned: always
+  type: bool
+pods:
+  description:
+    - Every pod that was on the node, with what the drain decided and what happened (state=drained).
+  returned: state=drained
+  type: list
+  elements: dict
+  contains:
+    namespace:
+      description: Namespace of the pod.
+      type: str
+    name:
+      description: Name of the pod.
+      type: str
+    uid:
+      description: UID of the pod.
+      type: str
+    action:
+      description: V(evict), V(skip) (mirror or DaemonSet pod), V(refuse) or V(wait) (already terminating).
+      type: str
+    reason:
+      description: Why that action.
+      type: str
+      sample: managed by ReplicaSet/web-5d8f
+    outcome:
+      description:
+        - V(evicted), V(gone), V(force_deleted), V(blocked) (still forbidden by a PDB at the timeout),
+          V(failed), V(skipped), V(refused) or V(would_evict) (check mode).
+      type: str
+    attempts:
+      description: Eviction requests sent for this pod.
+      type: int
+    blocked_by:
+      description: PodDisruptionBudgets (C(namespace/name)) that refused an eviction of this pod.
+      type: list
+      elements: str
+    message:
+      description: The API's message for the last refused or failed request.
+      type: str
+    evicted_after:
+      description: Seconds from the start of the task until the eviction was accepted.
+      type: float
+    gone_after:
+      description: Seconds from the start of the task until the pod was gone from the node.
+      type: float
+  sample:
+    - namespace: shop
+      name: web-5d8f-x2x9q
+      uid: 0b6f2c1e-0d1c-4d7e-9a53-2f5a1c3e0f11
+      action: evict
+      reason: managed by ReplicaSet/web-5d8f
+      outcome: evicted
+      attempts: 3
+      blocked_by: [shop/web]
+      message: Cannot evict pod as it would violate the pod's disruption budget.
+      evicted_after: 4.51
+      gone_after: 4.93
+evicted:
+  description: Pods (C(namespace/name)) evicted or deleted (empty in check mode).
+  returned: state=drained
+  type: list
+  elements: str
+would_evict:
+  description: Pods (C(namespace/name)) that would be evicted (check mode).
+  returned: state=drained and check mode
+  type: list
+  elements: str
+left_alone:
+  description: Pods (C(namespace/name)) left alone (mirror and DaemonSet pods).
+  returned: state=drained
+  type: list
+  elements: str
+blocked:
+  description:
+    - Blocked pods grouped by the PodDisruptionBudget that blocks them, with the PDB's status, when
+      evictions were still forbidden at the timeout.
+  returned: state=drained
+  type: list
+  elements: dict
+  sample:
+    - pdb: shop/web
+      pods: [shop/web-5d8f-x2x9q]
+      disruptions_allowed: 0
+      current_healthy: 2
+      desired_healthy: 2
+      expected_pods: 2
+timings:
+  description: Seconds spent in each phase (C(cordon), C(evict), C(wait)) and in C(total).
+  returned: state=drained
+  type: dict
+  sample: {cordon: 0.02, evict: 4.6, wait: 0.5, total: 5.2}
+messages:
+  description: Progress lines (refusals, retries, PDB reports while waiting).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_client import (
+    CLIENT_ARGUMENT_SPEC,
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    K8sClientError,
+    client_from_params,
+)
+from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
+    ON_TIMEOUT_CHOICES,
+    DrainError,
+    DrainOptions,
+    NodeDrainer,
+)
+
+
+def argument_spec():
+    spec = copy.deepcopy(CLIENT_ARGUMENT_SPEC)
+    spec.update(
+        name=dict(type="str", required=True, aliases=["node"]),
+        state=dict(type="str", choices=["drained", "cordoned", "uncordoned"], default="drained"),
+        delete_emptydir_data=dict(type="bool", default=False),
+        allow_unmanaged=dict(type="bool", default=False),
+        grace_period=dict(type="int"),
+        timeout=dict(type="int", default=300),
+        on_timeout=dict(type="str", choices=list(ON_TIMEOUT_CHOICES), default="fail"),
+        force_delete_grace_period=dict(type="int"),
+        wait_timeout=dict(type="int", default=120),
+        parallel=dict(type="int", default=16),
+        backoff_initial=dict(type="float", default=1.0),
+        backoff_max=dict(type="float", default=10.0),
+    )
+    return spec
+
+
+def check_params(module):
+    p = module.params
+    for name in ("timeout", "wait_timeout", "grace_period", "force_delete_grace_period"):
+        if p[name] is not None and p[name] < 0:
+            module.fail_json(msg="%s must be 0 or more, not %s" % (name, p[name]))
+    if p["parallel"] < 1:
+        module.fail_json(msg="parallel must be 1 or more, not %s" % p["parallel"])
+    if p["backoff_initial"] <= 0 or p["backoff_max"] < p["backoff_initial"]:
+        module.fail_json(msg="backoff_initial must be > 0 and backoff_max >= backoff_initial")
+    if p["force_delete_grace_period"] is not None and p["on_timeout"] != "force_delete":
+        module.fail_json(msg="force_delete_grace_period only applies with on_timeout=force_delete")
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    check_params(module)
+    p = module.params
+    messages = []
+    options = DrainOptions(
+        delete_emptydir_data=p["delete_emptydir_data"],
+        allow_unmanaged=p["allow_unmanaged"],
+        grace_period=p["grace_period"],
+        timeout=float(p["timeout"]),
+        on_timeout=p["on_timeout"],
+        force_delete_grace_period=p["force_delete_grace_period"],
+        wait_timeout=float(p["wait_timeout"]),
+        parallel=p["parallel"],
+        backoff_initial=p["backoff_initial"],
+        backoff_max=p["backoff_max"],
+    )
+
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    node = p["name"]
+    try:
+        api = client_from_params(p, pool_size=p["parallel"] + 4)
+        drainer = NodeDrainer(api, node, options, log=messages.append)
+        before = drainer.is_unschedulable()
+        if p["state"] == "drained":
+            result = drainer.drain(check_mode=module.check_mode)
+            if module.check_mode:
+                result["would_evict"] = [r["namespace"] + "/" + r["name"] for r in result["pods"]
+                                         if r["outcome"] == "would_evict"]
+        else:
+            changed = drainer.set_unschedulable(p["state"] == "cordoned", check_mode=module.check_mode)
+            result = {"node": node, "changed": changed, "was_unschedulable": before}
+            if p["state"] == "cordoned":
+                result["cordoned"] = changed
+    except DrainError as exc:
+        module.fail_json(**dict(exc.result, msg=str(exc), node=node, messages=messages))
+    except K8sClientError as exc:
+        module.fail_json(msg=str(exc), node=node, messages=messages)
+    except ApiException as exc:
+        module.fail_json(msg="Kubernetes API error on node %s: HTTP %s %s: %s"
+                         % (node, exc.status, exc.reason, (exc.body or "")[:500]),
+                         node=node, messages=messages)
+    except HTTPError as exc:
+        module.fail_json(msg="cannot reach the Kubernetes API server: %s" % exc, node=node, messages=messages,
+                         exception=traceback.format_exc())
+
+    after = p["state"] != "uncordoned"
+    result.update(
+        unschedulable=after,
+        messages=messages,
+        diff={"before": {"spec": {"unschedulable": before}}, "after": {"spec": {"unschedulable": after}},
+              "before_header": "node/%s" % node, "after_header": "node/%s" % node},
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

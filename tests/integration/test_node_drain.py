@@ -1,0 +1,335 @@
+"""baremetal.k8s.node_drain against the real control plane with kwok nodes.
+
+The module runs for real through `ansible localhost -m` (a subprocess with the
+collection on ANSIBLE_COLLECTIONS_PATH); a few cases drive the core
+(module_utils/k8s_drain.py) directly, as the recovery playbooks' helpers will.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import DrainError, DrainOptions, NodeDrainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGE = "registry.invalid/app:1"  # never pulled: kwok runs no containers
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def ansible_env() -> dict:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="0",
+        PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+    )
+    return env
+
+
+def module_command(args: dict, check: bool = False) -> list[str]:
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-i", "localhost,",
+           "-c", "local", "-m", "baremetal.k8s.node_drain", "-a", json.dumps(args)]
+    return [*cmd, "--check", "--diff"] if check else cmd
+
+
+def parse_result(proc_stdout: str) -> dict:
+    out = json.loads(proc_stdout)
+    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def run_module(args: dict, check: bool = False, timeout: float = 180) -> dict:
+    proc = subprocess.run(module_command(args, check), env=ansible_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    try:
+        return parse_result(proc.stdout)
+    except (ValueError, KeyError, IndexError):
+        pytest.fail(f"ansible rc={proc.returncode}, unparsable output:\n{proc.stdout}\n{proc.stderr}")
+
+
+def deployment(name: str, replicas: int, selector: dict, empty_dir: bool = False) -> dict:
+    spec: dict = {
+        "nodeSelector": selector,
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "app", "image": IMAGE}],
+    }
+    if empty_dir:
+        spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+
+
+def daemonset(name: str, selector: dict) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"nodeSelector": selector, "containers": [{"name": "agent", "image": IMAGE}]},
+            },
+        },
+    }
+
+
+def create_pdb(api, namespace: str, name: str, min_available: int, wait_healthy: int) -> None:
+    """Create a PDB on app=NAME and wait until the disruption controller counts WAIT_HEALTHY pods."""
+    from kubernetes import client
+
+    policy = client.PolicyV1Api(api)
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        {"metadata": {"name": name},
+         "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": name}}}},
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        status = policy.read_namespaced_pod_disruption_budget(name, namespace).status
+        if status and status.observed_generation and (status.current_healthy or 0) >= wait_healthy:
+            return
+        assert time.monotonic() < deadline, f"PDB {name} status never reached {wait_healthy} healthy: {status}"
+        time.sleep(0.2)
+
+
+def pod_uids(api, namespace: str, node: str) -> set[str]:
+    from kubernetes import client
+
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}").items
+    return {p.metadata.uid for p in pods}
+
+
+def unschedulable(api, node: str) -> bool:
+    from kubernetes import client
+
+    return bool(client.CoreV1Api(api).read_node(node).spec.unschedulable)
+
+
+def by_name(result: dict) -> dict[str, dict]:
+    return {p["name"]: p for p in result["pods"]}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_pdb_blocks_then_allows_once_replacements_are_ready(
+    k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready
+):
+    """3 replicas under minAvailable=2 on one node: one eviction goes, the rest wait for replacements elsewhere."""
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node_a,) = kwok_nodes(1, labels=pool)
+    apps = client.AppsV1Api(k8s_client)
+    apps.create_namespaced_deployment(namespace, deployment("web", 3, pool))
+    apps.create_namespaced_daemon_set(namespace, daemonset("agent", pool))
+    pods_ready(namespace, "app=web", 3, node=node_a)
+    (agent,) = pods_ready(namespace, "app=agent", 1, node=node_a)
+    create_pdb(k8s_client, namespace, "web", min_available=2, wait_healthy=3)
+
+    # Cordoned first and given a moment, so the scheduler knows: otherwise the first replacement
+    # may still land on node_a, make the PDB healthy again and let the next eviction through at once.
+    assert run_module({"name": node_a, "kubeconfig": kubeconfig, "state": "cordoned"})["changed"]
+    time.sleep(1)
+    # The drain starts with nowhere to put replacements; a second node arrives a few seconds later.
+    args = {"name": node_a, "kubeconfig": kubeconfig, "timeout": 90, "backoff_initial": 0.5, "backoff_max": 2}
+    proc = subprocess.Popen(module_command(args), env=ansible_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(5)
+        assert proc.poll() is None, "the drain finished although the PDB forbade evicting 2 of the 3 pods"
+        (node_b,) = kwok_nodes(1, labels=pool)
+        stdout, stderr = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = parse_result(stdout)
+    assert not result.get("failed"), result.get("msg") or stderr
+
+    assert result["changed"] and not result["cordoned"] and result["was_unschedulable"]
+    web = {n: p for n, p in by_name(result).items() if n.startswith("web-")}
+    assert len(web) == 3
+    assert all(p["outcome"] == "evicted" and p["gone_after"] is not None for p in web.values())
+    # Evictions that had to wait were refused by the PDB, and the result says which one.
+    waited = [p for p in web.values() if p["attempts"] > 1]
+    assert len(waited) >= 2, json.dumps(result, indent=1)
+    assert all(p["blocked_by"] == [f"{namespace}/web"] for p in waited)
+    assert any("eviction refused" in m and f"{namespace}/web" in m for m in result["messages"])
+    # The DaemonSet pod stays where it is.
+    assert by_name(result)[agent.metadata.name]["outcome"] == "skipped"
+    assert result["left_alone"] == [f"{namespace}/{agent.metadata.name}"]
+    assert agent.metadata.uid in pod_uids(k8s_client, namespace, node_a)
+    assert {"cordon", "evict", "wait", "total"} <= set(result["timings"])
+
+    assert unschedulable(k8s_client, node_a)
+    pods_ready(namespace, "app=web", 3, node=node_b)
+    assert pod_uids(k8s_client, namespace, node_a) == {agent.metadata.uid}
+
+    # Drained already: a second run changes nothing.
+    again = run_module({"name": node_a, "kubeconfig": kubeconfig})
+    assert not again.get("failed"), again.get("msg")
+    assert not again["changed"] and again["evicted"] == []
+
+
+def test_unmanaged_and_emptydir_pods_refused_unless_allowed(
+    k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready
+):
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "lonely", "labels": {"app": "lonely"}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "app", "image": IMAGE}]},
+    })
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(namespace, deployment("cache", 1, pool, empty_dir=True))
+    pods_ready(namespace, "app=lonely", 1)
+    pods_ready(namespace, "app=cache", 1)
+    before = pod_uids(k8s_client, namespace, node)
+
+    refused = run_module({"name": node, "kubeconfig": kubeconfig})
+    assert refused.get("failed")
+    assert f"{namespace}/lonely: not managed by a controller (set allow_unmanaged=true" in refused["msg"]
+    assert "uses emptyDir data (set delete_emptydir_data=true" in refused["msg"]
+    assert "(nothing changed)" in refused["msg"]
+    # Checked before cordoning: the node and its pods are untouched.
+    assert not unschedulable(k8s_client, node)
+    assert pod_uids(k8s_client, namespace, node) == before
+
+    # Only one of the two allowed: still refused.
+    half = run_module({"name": node, "kubeconfig": kubeconfig, "allow_unmanaged": True})
+    assert half.get("failed") and "lonely" not in half["msg"] and "emptyDir" in half["msg"]
+
+    allowed = run_module({"name": node, "kubeconfig": kubeconfig, "allow_unmanaged": True,
+                          "delete_emptydir_data": True, "timeout": 60})
+    assert not allowed.get("failed"), allowed.get("msg")
+    pods = by_name(allowed)
+    assert pods["lonely"]["outcome"] == "evicted" and pods["lonely"]["reason"] == "unmanaged (allowed)"
+    assert pod_uids(k8s_client, namespace, node) == set()
+    with pytest.raises(client.exceptions.ApiException):
+        core.read_namespaced_pod("lonely", namespace)  # an unmanaged pod does not come back
+
+
+def test_timeout_fails_leaves_node_cordoned_and_reports_pdb(k8s_client, namespace, kwok_nodes, pods_ready):
+    """Core directly: minAvailable equal to the replicas can never allow an eviction."""
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(namespace, deployment("db", 2, pool))
+    pods_ready(namespace, "app=db", 2)
+    create_pdb(k8s_client, namespace, "db", min_available=2, wait_healthy=2)
+    before = pod_uids(k8s_client, namespace, node)
+
+    lines: list[str] = []
+    options = DrainOptions(timeout=4, backoff_initial=0.5, backoff_max=1, report_interval=1.5)
+    with pytest.raises(DrainError) as err:
+        NodeDrainer(k8s_client, node, options, log=lines.append).drain()
+    msg = str(err.value)
+    assert "timed out after 4s" in msg and "node left cordoned" in msg
+    assert f"PodDisruptionBudget {namespace}/db (disruptions_allowed=0" in msg
+    (blocked,) = err.value.result["blocked"]
+    assert blocked["pdb"] == f"{namespace}/db"
+    assert blocked["disruptions_allowed"] == 0 and blocked["current_healthy"] == 2
+    assert len(blocked["pods"]) == 2
+    assert all(p["outcome"] == "blocked" and p["attempts"] >= 2 for p in err.value.result["pods"])
+    # While waiting it said which PDB blocks.
+    assert any(line.startswith("still waiting") and f"{namespace}/db" in line for line in lines), lines
+
+    assert unschedulable(k8s_client, node)
+    assert pod_uids(k8s_client, namespace, node) == before
+
+
+def test_timeout_force_delete_through_the_module(k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready):
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(namespace, deployment("db", 2, pool))
+    pods_ready(namespace, "app=db", 2)
+    create_pdb(k8s_client, namespace, "db", min_available=2, wait_healthy=2)
+
+    failed = run_module({"name": node, "kubeconfig": kubeconfig, "timeout": 3, "backoff_initial": 0.5})
+    assert failed.get("failed") and f"{namespace}/db" in failed["msg"]
+    assert failed["blocked"][0]["pdb"] == f"{namespace}/db"
+    assert unschedulable(k8s_client, node)
+
+    forced = run_module({"name": node, "kubeconfig": kubeconfig, "timeout": 3, "backoff_initial": 0.5,
+                         "on_timeout": "force_delete", "force_delete_grace_period": 0})
+    assert not forced.get("failed"), forced.get("msg")
+    outcomes = {p["outcome"] for p in forced["pods"]}
+    assert outcomes == {"force_deleted"}
+    assert all(p["blocked_by"] == [f"{namespace}/db"] for p in forced["pods"])
+    assert pod_uids(k8s_client, namespace, node) == set()
+
+
+def test_check_mode_evicts_nothing(k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready):
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    apps = client.AppsV1Api(k8s_client)
+    apps.create_namespaced_deployment(namespace, deployment("web", 2, pool))
+    apps.create_namespaced_daemon_set(namespace, daemonset("agent", pool))
+    web = pods_ready(namespace, "app=web", 2)
+    pods_ready(namespace, "app=agent", 1)
+    before = pod_uids(k8s_client, namespace, node)
+
+    result = run_module({"name": node, "kubeconfig": kubeconfig}, check=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"]
+    assert sorted(result["would_evict"]) == sorted(f"{namespace}/{p.metadata.name}" for p in web)
+    assert result["evicted"] == [] and len(result["left_alone"]) == 1
+    assert result["diff"]["before"] == {"spec": {"unschedulable": False}}
+    assert result["diff"]["after"] == {"spec": {"unschedulable": True}}
+    assert not unschedulable(k8s_client, node)
+    assert pod_uids(k8s_client, namespace, node) == before
+
+
+def test_cordon_and_uncordon_are_idempotent(k8s_client, kubeconfig, kwok_nodes):
+    (node,) = kwok_nodes(1)
+
+    def state(value: str, check: bool = False) -> dict:
+        result = run_module({"name": node, "kubeconfig": kubeconfig, "state": value}, check=check)
+        assert not result.get("failed"), result.get("msg")
+        return result
+
+    assert state("cordoned", check=True)["changed"] and not unschedulable(k8s_client, node)
+    assert state("cordoned")["changed"] and unschedulable(k8s_client, node)
+    assert not state("cordoned")["changed"]
+    assert state("uncordoned")["changed"] and not unschedulable(k8s_client, node)
+    assert not state("uncordoned")["changed"]
+
+
+def test_bad_input_is_reported_without_traceback(kubeconfig, tmp_path):
+    missing = run_module({"name": "no-such-node", "kubeconfig": kubeconfig})
+    assert missing.get("failed") and missing["msg"] == "node no-such-node not found"
+
+    no_file = run_module({"name": "n1", "kubeconfig": str(tmp_path / "absent.yaml")})
+    assert no_file.get("failed") and "kubeconfig: file" in no_file["msg"] and "does not exist" in no_file["msg"]
+
+    bad = run_module({"name": "n1", "kubeconfig": kubeconfig, "force_delete_grace_period": 5})
+    assert bad.get("failed") and "only applies with on_timeout=force_delete" in bad["msg"]
+    for result in (missing, no_file, bad):
+        assert "Traceback" not in json.dumps(result)
