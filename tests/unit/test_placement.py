@@ -387,3 +387,24 @@ def test_ledger_round_trip_and_guarded_save(tmp_path):
         save_plan(path, "", text)
     with pytest.raises(PlacementError, match="not a version 1"):
         parse_ledger("version: 2\n")
+
+
+def test_groups_fill_the_home_datacenter_first_and_overflow_at_the_caps():
+    servers = make_servers(racks=("a01", "a02", "a03"), per_rack=3, dc="dc1")
+    servers.update(make_servers(racks=("b01", "b02", "b03", "b04"), per_rack=4, dc="dc2"))
+    cp = GroupRequest(cluster="c1", group="cp", region="eu", roles=("control_plane", "etcd"),
+                      pinned=("a01-s01", "a02-s01", "a03-s01"))
+    result = plan(servers, [cp, group(count=4)])
+    assert result.ok
+    workers = result.members["c1/workers"]
+    assert {servers[n].location.datacenter for n in workers} == {"dc1"}
+    assert sorted(racks_of(servers, workers)).count("a01") <= 2 and len(set(racks_of(servers, workers))) == 3
+    assert "home datacenter dc1 of cluster c1" in result.changes[0]["why"]
+    # Two per rack at most: dc1's 3 racks hold 6, the other 2 go to dc2 and say why.
+    result = plan(servers, [cp, group(count=8, max_share_per_domain=0.25)], max_share_per_domain=1.0)
+    assert result.ok
+    away = [c for c in result.changes if servers[c["server"]].location.datacenter == "dc2"]
+    assert len(away) == 2 and "outside home datacenter dc1" in away[0]["why"][-1]
+    # A group that spreads over datacenters has no home.
+    spread = plan(servers, [cp, group(count=4, spread="datacenter")])
+    assert {servers[n].location.datacenter for n in spread.members["c1/workers"]} == {"dc1", "dc2"}
