@@ -61,7 +61,7 @@ class Node:
         self.location: Location = server.location
         self.cpu_cap = self.cpu_free = max(0.0, server.cores - options.reserved_cores)
         self.mem_cap = self.mem_free = max(0.0, server.memory_gb - options.reserved_memory_gb)
-        self.disk_types = frozenset(kind for kind, _ in server.disks)
+        self.disk_types = frozenset(disk[0] for disk in server.disks)  # (type, size_gb)
         self.label = server.workload_label
         self.rank = (0.0, self.name)  # (load, name): its place in its group's ranking
 
@@ -114,8 +114,9 @@ def select_nodes(workload: WorkloadRequest, ranked: list[tuple], keep: list[Node
     chosen, used = list(keep), {node.name for node in keep}
     while len(chosen) < workload.replicas:
         best = None
-        for _, name, node in ranked:
-            if name in used:
+        for entry in ranked:
+            node = entry[2]
+            if node.name in used:
                 continue
             domain = node.location.domain(level)
             count = per_domain.get(domain, 0)
@@ -126,7 +127,7 @@ def select_nodes(workload: WorkloadRequest, ranked: list[tuple], keep: list[Node
                 if not count:
                     break  # nothing ranks before the least-loaded node of an empty domain
         if best is None:
-            eligible = [node for _, _, node in ranked if node_eligible(node, workload)]
+            eligible = [entry[2] for entry in ranked if node_eligible(entry[2], workload)]
             roomy = [node for node in eligible if node.fits(workload) or node.name in used]
             domains = {node.location.domain(level) for node in roomy}
             return (
@@ -135,7 +136,7 @@ def select_nodes(workload: WorkloadRequest, ranked: list[tuple], keep: list[Node
                 % (len(eligible), len(ranked), eligibility(workload), len(roomy), workload.cpu, workload.memory_gb,
                    len(domains), level, workload.replicas, workload.replicas, cap, level)
             )
-        _, node, domain = best
+        node, domain = best[1], best[2]
         chosen.append(node)
         used.add(node.name)
         per_domain[domain] = per_domain.get(domain, 0) + 1

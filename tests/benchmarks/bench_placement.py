@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the placement engine against a naive first-fit baseline, on the same generated fleets.
 
 Standalone: ``python tests/benchmarks/bench_placement.py [--seed N] [--only small|large]``.
@@ -129,7 +128,7 @@ def first_fit_servers(candidates, groups):
     members: dict[str, list[str]] = {}
     failed = 0
     for group in sorted(groups, key=lambda g: g.key):
-        tests = [test for _, test in hard_filters(group)]
+        tests = [step[1] for step in hard_filters(group)]  # (label, predicate)
         chosen = []
         for server in by_region.get(group.region, []):
             if len(chosen) == group.target:
@@ -231,7 +230,7 @@ def workload_metrics(candidates, groups, members, placements, workloads, options
     for group in groups:
         for name in members[group.key]:
             nodes[name] = Node(candidates[name], group.cluster, group.group, options)
-    for name, (_, names) in placements.items():
+    for name, (_group, names) in placements.items():
         for node_name in names:
             nodes[node_name].cpu_free -= by_name[name].cpu
             nodes[node_name].mem_free -= by_name[name].memory_gb
@@ -241,7 +240,7 @@ def workload_metrics(candidates, groups, members, placements, workloads, options
     mem_cap = sum(n.mem_cap for n in nodes.values()) or 1.0
     stranded_cpu = sum(n.cpu_free for n in nodes.values() if n.mem_free < min_mem and n.cpu_free >= min_cpu)
     stranded_mem = sum(n.mem_free for n in nodes.values() if n.cpu_free < min_cpu and n.mem_free >= min_mem)
-    multi = [names for _, names in placements.values() if len(names) >= 2]
+    multi = [entry[1] for entry in placements.values() if len(entry[1]) >= 2]
     spread = [largest_rack_share(candidates, names) for names in multi]
     # Least-connection quality: the spread of cpu utilisation over the clusters of each region.
     cluster_used, cluster_cap = Counter(), Counter()

@@ -90,7 +90,7 @@ def test_intent_override_rejects_unknown_cluster_and_field():
 
 def test_new_group_from_intents_gets_worker_role():
     fleet = load_fleet(EXAMPLE_FLEET)
-    _, groups = model_from_fleet(fleet, [{"cluster": "nyc1-dev", "group": "batch", "count": 1}])
+    groups = model_from_fleet(fleet, [{"cluster": "nyc1-dev", "group": "batch", "count": 1}])[1]
     batch = next(g for g in groups if g.key == "nyc1-dev/batch")
     assert batch.roles == ("worker",) and batch.count == 1 and batch.pinned == ()
 
@@ -267,7 +267,7 @@ def test_plans_are_deterministic_regardless_of_input_order():
     groups = [etcd_group(), group(count=6), group("db", count=3, min_memory_gb=128)]
     reference = dump_ledger(plan(servers, groups).ledger)
     rng = random.Random(7)
-    for _ in range(5):
+    for _attempt in range(5):
         names = list(servers)
         rng.shuffle(names)
         shuffled = {n: servers[n] for n in names}

@@ -125,8 +125,8 @@ def meets(group: GroupRequest, server: Candidate) -> bool:
     disks = [size for kind, size in server.disks if not group.disk_type or kind == group.disk_type]
     if (group.disk_type or group.min_disk_gb) and (not disks or max(disks) < max(group.min_disk_gb, 1)):
         return False
-    label_ok = server.workload_label == group.dedicated if group.dedicated else server.workload_label in ("",
-                                                                                                         "general")
+    unreserved = server.workload_label in ("", "general")
+    label_ok = server.workload_label == group.dedicated if group.dedicated else unreserved
     return (server.location.region == group.region and server.state in USABLE and label_ok
             and server.cores >= group.min_cores and server.memory_gb >= group.min_memory_gb
             and server.nic_gbps >= group.min_nic_gbps and server.gpus >= group.gpus)
@@ -340,7 +340,7 @@ def check_workload_plan(servers, options, ledger, workloads, result):
             assert server.location.region == workload.region or workload.cluster
             assert (server.workload_label == workload.dedicated if workload.dedicated
                     else server.workload_label in ("", "general"))
-            assert not workload.disk_type or workload.disk_type in {kind for kind, _ in server.disks}
+            assert not workload.disk_type or workload.disk_type in {disk[0] for disk in server.disks}
             used_cpu[name] += workload.cpu
             used_mem[name] += workload.memory_gb
         if workload.spread != "node" and not options.allow_blast_radius:
@@ -394,4 +394,3 @@ def test_workload_plans_never_overcommit_and_are_stable(scenario, data):
         for workload in workloads:
             assert grown.ledger.workloads[workload.name] == result.ledger.workloads[workload.name]
         assert [change["workload"] for change in grown.changes] == ["zz-added"]
-
