@@ -378,19 +378,55 @@ def model_from_fleet(fleet, intents: list[dict] | None = None):
         if unknown:
             raise PlacementError("intents[%d]: unknown field(s) %s; known: %s"
                                  % (index, ", ".join(unknown), ", ".join(INTENT_FIELDS)))
+        check_intent_values(intent, "intents[%d] (%s/%s)" % (index, cluster, group))
         overrides[(cluster, group)] = intent
     groups = []
     for name in sorted(fleet.clusters):
         cluster = fleet.clusters[name]
         known = {group.name for group in cluster.node_groups}
+        cluster_groups = []
         for group in cluster.node_groups:
-            groups.append(group_request(name, cluster.region, group, overrides.get((name, group.name))))
+            cluster_groups.append(group_request(name, cluster.region, group, overrides.get((name, group.name))))
         for (cluster_name, group_name), intent in sorted(overrides.items()):
             if cluster_name == name and group_name not in known:
                 roles = list(intent.get("roles") or ["worker"])
                 new_group = NodeGroup(name=group_name, roles=roles, servers=[], intent=None)
-                groups.append(group_request(name, cluster.region, new_group, intent))
+                cluster_groups.append(group_request(name, cluster.region, new_group, intent))
+        etcd_groups = [g for g in cluster_groups if g.is_etcd]
+        members = sum(g.target for g in etcd_groups)
+        changed = [g.group for g in etcd_groups if (name, g.group) in overrides]
+        if changed and members not in ETCD_SIZES:
+            sizes = ", ".join("%s: %d" % (g.group, g.target) for g in etcd_groups)
+            raise PlacementError(
+                "intents: cluster %s would have %d etcd members (%s); etcd needs 1, 3, 5 or 7 to keep a quorum: "
+                "change the count of %s" % (name, members, sizes, " or ".join(changed))
+            )
+        groups += cluster_groups
     return candidates, groups
+
+
+ETCD_SIZES = (1, 3, 5, 7)
+INTENT_CHOICES = {"disk_type": ("nvme", "ssd", "hdd"), "spread": LEVELS[:3],
+                  "roles": ("control_plane", "etcd", "worker", "load_balancer")}
+
+
+def check_intent_values(intent: dict, where: str) -> None:
+    """The same rules as the fleet file's intents, for the module's ``intents`` option."""
+    for key in ("count", "min_cores", "min_memory_gb", "min_disk_gb", "min_nic_gbps", "gpus"):
+        value = intent.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise PlacementError("%s: %s must be a whole number >= 0, not %r" % (where, key, value))
+    for key in ("disk_type", "spread"):
+        if intent.get(key) and intent[key] not in INTENT_CHOICES[key]:
+            raise PlacementError("%s: %s must be one of %s, not %r"
+                                 % (where, key, ", ".join(INTENT_CHOICES[key]), intent[key]))
+    unknown_roles = [role for role in intent.get("roles") or () if role not in INTENT_CHOICES["roles"]]
+    if unknown_roles:
+        raise PlacementError("%s: unknown role(s) %s; known: %s"
+                             % (where, ", ".join(map(str, unknown_roles)), ", ".join(INTENT_CHOICES["roles"])))
+    share = intent.get("max_share_per_domain")
+    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
+        raise PlacementError("%s: max_share_per_domain must be a number in (0, 1], e.g. 0.34, not %r" % (where, share))
 
 
 def workload_request(data: dict, index: int = 0) -> WorkloadRequest:

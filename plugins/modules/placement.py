@@ -60,9 +60,10 @@ options:
         type: str
         required: true
       roles:
-        description: Roles of a new node group (ignored for existing groups).
+        description: Roles of a new node group (ignored for existing groups); default C([worker]).
         type: list
         elements: str
+        choices: [control_plane, etcd, worker, load_balancer]
       count:
         description: Total number of servers of the group, pinned servers included.
         type: int
@@ -287,7 +288,7 @@ except ImportError as exc:  # netaddr missing on the controller
 INTENT_OPTIONS = dict(
     cluster=dict(type="str", required=True),
     group=dict(type="str", required=True),
-    roles=dict(type="list", elements="str"),
+    roles=dict(type="list", elements="str", choices=["control_plane", "etcd", "worker", "load_balancer"]),
     count=dict(type="int"),
     min_cores=dict(type="int"),
     min_memory_gb=dict(type="int"),

@@ -408,3 +408,20 @@ def test_groups_fill_the_home_datacenter_first_and_overflow_at_the_caps():
     # A group that spreads over datacenters has no home.
     spread = plan(servers, [cp, group(count=4, spread="datacenter")])
     assert {servers[n].location.datacenter for n in spread.members["c1/workers"]} == {"dc1", "dc2"}
+
+
+def test_intent_overrides_are_validated_like_the_fleet_file():
+    fleet = load_fleet(EXAMPLE_FLEET)
+    with pytest.raises(PlacementError, match=r"intents\[0\] \(ams1-prod/general\): count must be a whole number >= 0"):
+        model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "count": -1}])
+    with pytest.raises(PlacementError, match=r"max_share_per_domain must be a number in \(0, 1\]"):
+        model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "max_share_per_domain": 2}])
+    with pytest.raises(PlacementError, match="spread must be one of rack, row, datacenter"):
+        model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "spread": "planet"}])
+    with pytest.raises(PlacementError, match="unknown role"):
+        model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "new", "roles": ["master"]}])
+    with pytest.raises(PlacementError, match=r"cluster ams1-prod would have 4 etcd members \(control-plane: 4\); "
+                                             r"etcd needs 1, 3, 5 or 7"):
+        model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "control-plane", "count": 4}])
+    groups = model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "control-plane", "count": 5}])[1]
+    assert next(g for g in groups if g.key == "ams1-prod/control-plane").target == 5

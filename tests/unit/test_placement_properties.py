@@ -12,6 +12,7 @@ Examples run derandomized by default so CI is reproducible; explore with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import Counter
@@ -196,6 +197,10 @@ def test_server_plans_respect_constraints_caps_and_are_stable(scenario):
     servers, groups, options = scenario
     result = run(servers, groups, options)
     check_server_plan(servers, groups, options, Ledger(), result)
+    if result.ok:
+        # rebalance re-places everything: still a valid plan, and a fixed point (a second rebalance moves nothing).
+        rebalance = dataclasses.replace(options, rebalance=True)
+        check_server_plan(servers, groups, rebalance, result.ledger, run(servers, groups, rebalance, result.ledger))
 
 
 @given(scenarios(), st.randoms(use_true_random=False))
