@@ -27,7 +27,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     dump_ledger,
     plan_placement,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 settings.register_profile(
@@ -196,6 +196,7 @@ def check_server_plan(servers, groups, options, ledger, result):
 def test_server_plans_respect_constraints_caps_and_are_stable(scenario):
     servers, groups, options = scenario
     result = run(servers, groups, options)
+    event("plan ok" if result.ok else "plan refused")  # --hypothesis-show-statistics: is anything checked?
     check_server_plan(servers, groups, options, Ledger(), result)
     if result.ok:
         # rebalance re-places everything: still a valid plan, and a fixed point (a second rebalance moves nothing).
@@ -379,12 +380,14 @@ def workload_scenarios(draw):
     return servers, groups, options, servers_only, workloads
 
 
+@settings(max_examples=max(settings.default.max_examples, 150))  # about a third of the scenarios plan fully
 @given(workload_scenarios(), st.data())
 def test_workload_plans_never_overcommit_and_are_stable(scenario, data):
     servers, groups, options, servers_only, workloads = scenario
     if not servers_only.ok:
         return
     result = run(servers, groups, options, workloads=workloads)
+    event("workloads placed" if result.ok else "workloads refused")
     check_workload_plan(servers, options, Ledger(), workloads, result)
     if not result.ok:
         return
