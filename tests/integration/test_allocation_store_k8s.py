@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ConfigMap allocation ledger (what AWX uses) against the real API server: conflicts, races, the CLI."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Live node state in the fleet inventory, read from the real API server of the session control plane.
 
 Node objects named after fleet servers are created (kwok keeps some Ready), one is cordoned, one is
