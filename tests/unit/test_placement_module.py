@@ -142,3 +142,20 @@ def test_example_playbook_plans_in_check_mode_and_prints_explanations(fleet):
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "placement refused" in output
     assert "ams1-prod/general" in output and "free (serving no other group)" in output
+
+
+def test_a_playbook_applies_the_plan_with_a_diff_then_reports_no_change(fleet):
+    playbook = fleet.parent / "apply.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Apply placement", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "tasks": [{"name": "Place", "baremetal.k8s.placement": {"fleet": str(fleet), "intents": [GROW]}}],
+    }]))
+    command = [os.path.join(BIN, "ansible-playbook"), str(playbook), "--diff"]
+    first = subprocess.run(command, env=ansible_env(), capture_output=True, text=True, check=False, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ledger = fleet.parent / "fleet.placement.yml"
+    assert "--- before: %s" % ledger in first.stdout and "+++ after: %s" % ledger in first.stdout
+    assert "+servers:" in first.stdout and "+  ams1-a03-s03:" in first.stdout
+    assert "changed=1" in first.stdout
+    second = subprocess.run(command, env=ansible_env(), capture_output=True, text=True, check=False, timeout=120)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout + second.stderr
