@@ -20,7 +20,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -53,6 +53,7 @@ class DrainOptions:
     backoff_initial: float = 1.0
     backoff_max: float = 10.0
     report_interval: float = 10.0  # seconds between "still blocked" reports
+    pdb_poll_interval: float = 0.5  # seconds between reads of the blocking PDBs' disruptionsAllowed
 
     def __post_init__(self) -> None:
         if self.on_timeout not in ON_TIMEOUT_CHOICES:
@@ -177,6 +178,21 @@ def status_message(body: str | bytes | None, default: str = "") -> str:
         return default
     causes = [c.get("message", "") for c in (status.get("details") or {}).get("causes") or []]
     return "; ".join([status.get("message", default), *[c for c in causes if c]]).strip("; ")
+
+
+def pods_to_retry(blocked: list[PodRecord], allowed: dict[str, int]) -> list[PodRecord]:
+    """Blocked pods to retry now: per PDB at most as many as it allows disruptions, soonest-due first.
+
+    A pod under several PDBs needs every one of them to allow (the API refuses such pods anyway).
+    """
+    budget = dict(allowed)
+    chosen = []
+    for rec in sorted(blocked, key=lambda r: (r.next_at, r.key)):
+        if rec.blocked_by and all(budget.get(p, 0) > 0 for p in rec.blocked_by):
+            for p in rec.blocked_by:
+                budget[p] -= 1
+            chosen.append(rec)
+    return chosen
 
 
 def blocked_report(records: list[PodRecord], pdb_status: dict[str, dict] | None = None) -> list[dict]:
@@ -427,29 +443,49 @@ class NodeDrainer:
             return exc.status, status_message(exc.body, str(exc.reason)), exc.body
 
     def _evict_all(self, to_evict: list[PodRecord], t0: float, deadline: float) -> None:
+        """Evict until every pod is evicted/gone/failed or DEADLINE passes (pods still refused stay "blocked").
+
+        Requests run in a pool of ``parallel`` threads and are handled as each one completes, so a
+        slow request never holds back the retry of a pod whose PDB allows it again.
+        """
         opts = self.options
         next_report = time.monotonic() + opts.report_interval
+        next_poll = time.monotonic() + opts.pdb_poll_interval
         pending = list(to_evict)
+        in_flight: dict[Future, PodRecord] = {}
         with ThreadPoolExecutor(max_workers=opts.parallel, thread_name_prefix="evict") as pool:
             while pending:
                 now = time.monotonic()
-                due = [r for r in pending if r.next_at <= now]
-                for rec, (code, msg, body) in zip(due, pool.map(self._evict_once, due), strict=False):
+                busy = {id(r) for r in in_flight.values()}
+                if now < deadline:
+                    for rec in pending:
+                        if rec.next_at <= now and id(rec) not in busy:
+                            in_flight[pool.submit(self._evict_once, rec)] = rec
+                elif not in_flight:
+                    break
+                busy = {id(r) for r in in_flight.values()}
+                blocked = [r for r in pending if r.outcome == "blocked" and id(r) not in busy]
+                if now >= next_poll and blocked:
+                    # Retry at once the pods whose PDBs allow a disruption again, rather than
+                    # sleeping out their backoff: a replacement became Ready elsewhere.
+                    next_poll = now + opts.pdb_poll_interval
+                    statuses = self._pdb_status(blocked)
+                    allowed = {key: st.get("disruptionsAllowed", 0) for key, st in statuses.items()}
+                    for rec in pods_to_retry(blocked, allowed):
+                        rec.next_at = now
+                    if now >= next_report:
+                        next_report = now + opts.report_interval
+                        for line in format_blocked(blocked_report(blocked, statuses)):
+                            self.log(f"still waiting ({now - t0:.0f}s): {line}")
+                    continue
+                idle = [r.next_at for r in pending if id(r) not in busy]
+                wake = min([*idle, next_poll if blocked else deadline, deadline])
+                done, _not_done = wait(in_flight, timeout=max(0.01, wake - now), return_when=FIRST_COMPLETED)
+                for future in done:
+                    rec = in_flight.pop(future)
                     rec.attempts += 1
-                    self._record(rec, code, msg, body, t0)
+                    self._record(rec, *future.result(), t0)
                 pending = [r for r in pending if r.outcome in ("pending", "blocked")]
-                if not pending:
-                    break
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                if now >= next_report:
-                    next_report = now + opts.report_interval
-                    blocked = [r for r in pending if r.outcome == "blocked"]
-                    for line in format_blocked(blocked_report(blocked, self._pdb_status(blocked))):
-                        self.log(f"still waiting ({now - t0:.0f}s): {line}")
-                wake = min(r.next_at for r in pending)
-                time.sleep(min(max(0.02, wake - now), max(0.02, deadline - now)))
 
     def _record(self, rec: PodRecord, code: int, msg: str, body, t0: float) -> None:
         now = time.monotonic()
@@ -488,14 +524,18 @@ class NodeDrainer:
         )
 
     def _pdb_status(self, blocked: list[PodRecord]) -> dict[str, dict]:
-        out = {}
-        for key in sorted({p for r in blocked for p in r.blocked_by}):
-            ns, name = key.split("/", 1)
+        """status of the PDBs blocking these pods ("ns/name" -> status), one list call per namespace."""
+        wanted = {key for r in blocked for key in r.blocked_by}
+        out: dict[str, dict] = {key: {} for key in wanted}
+        for ns in sorted({key.split("/", 1)[0] for key in wanted}):
             try:
-                pdb = _json(self.policy.read_namespaced_pod_disruption_budget(name, ns, _preload_content=False))
-                out[key] = pdb.get("status", {})
-            except Exception:  # best effort: the report still names the PDB
-                out[key] = {}
+                items = _json(self.policy.list_namespaced_pod_disruption_budget(ns, _preload_content=False))["items"]
+            except Exception:  # best effort: the report still names the PDBs, the backoff still retries
+                continue
+            for pdb in items:
+                key = f"{ns}/{pdb['metadata']['name']}"
+                if key in wanted:
+                    out[key] = pdb.get("status") or {}
         return out
 
     def _force_delete(self, recs: list[PodRecord], t0: float) -> None:

@@ -249,7 +249,6 @@ messages:
 """
 
 import copy
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_client import (
@@ -346,8 +345,7 @@ def main():
                          % (node, exc.status, exc.reason, (exc.body or "")[:500]),
                          node=node, messages=messages)
     except HTTPError as exc:
-        module.fail_json(msg="cannot reach the Kubernetes API server: %s" % exc, node=node, messages=messages,
-                         exception=traceback.format_exc())
+        module.fail_json(msg="cannot reach the Kubernetes API server: %s" % exc, node=node, messages=messages)
 
     after = p["state"] != "uncordoned"
     result.update(

@@ -44,6 +44,7 @@ BINARIES = (
     "kube-scheduler",
     "kwok",
     "kubectl",
+    "kwok-stages.yaml",  # kwok's default stages, written by the build script next to the binary
 )
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.0.0.0/24"

@@ -21,6 +21,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     classify_pod,
     format_blocked,
     pdbs_from_status,
+    pods_to_retry,
     selector_matches,
     status_message,
 )
@@ -146,3 +147,17 @@ def test_record_as_dict_hides_scheduling_state():
     out = record("web-1", "evicted", []).as_dict()
     assert "next_at" not in out
     assert out["outcome"] == "evicted" and out["attempts"] == 0
+
+
+def test_pods_to_retry_respects_each_pdbs_allowance():
+    web = [record(f"web-{i}", "blocked", ["shop/web"]) for i in range(3)]
+    db = record("db-1", "blocked", ["shop/db"])
+    both = record("both-1", "blocked", ["shop/web", "shop/db"])
+    unnamed = record("x-1", "blocked", [])
+    for i, rec in enumerate([*web, db, both, unnamed]):
+        rec.next_at = float(i)
+    chosen = pods_to_retry([unnamed, both, db, *reversed(web)], {"shop/web": 2, "shop/db": 0})
+    # Two disruptions allowed for web: the two soonest-due web pods; db allows none; no PDB, no early retry.
+    assert [r.name for r in chosen] == ["web-0", "web-1"]
+    assert pods_to_retry([both], {"shop/web": 1, "shop/db": 1}) == [both]
+    assert pods_to_retry([both], {"shop/web": 1}) == []

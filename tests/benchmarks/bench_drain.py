@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Drain of a kwok node carrying 110 pods of 20 Deployments under PDBs: node_drain vs `kubectl drain`.
+
+One control plane (tests/integration/controlplane.py), one run, the same
+setup for both: a target node holding all the pods, two spare nodes that take
+the replacements, every Deployment under a PDB with maxUnavailable=1, so each
+Deployment's pods can only leave one at a time, each time after its
+replacement is Ready elsewhere. Prints wall times; asserts nothing about them.
+
+    .venv/bin/python tests/benchmarks/bench_drain.py        (or: make bench)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from controlplane import ControlPlane, create_kwok_node, ensure_binaries, wait_pods_ready  # noqa: E402
+
+DEPLOYMENTS = 20
+PODS = 110
+TIMEOUT = 900  # seconds either tool may take
+
+
+def replicas() -> list[int]:
+    base, extra = divmod(PODS, DEPLOYMENTS)
+    return [base + (1 if i < extra else 0) for i in range(DEPLOYMENTS)]
+
+
+def setup(api, namespace: str, target: str, spares: list[str]) -> None:
+    """All pods on TARGET (spares cordoned meanwhile), PDBs in place, then the spares open."""
+    from kubernetes import client
+
+    core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
+    for spare in spares:
+        core.patch_node(spare, {"spec": {"unschedulable": True}})
+    core.create_namespace({"metadata": {"name": namespace}})
+    for i, count in enumerate(replicas()):
+        name = f"app-{i:02d}"
+        apps.create_namespaced_deployment(namespace, {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": count,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"nodeSelector": {"pool": "bench"}, "terminationGracePeriodSeconds": 1,
+                             "containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+                },
+            },
+        })
+        policy.create_namespaced_pod_disruption_budget(namespace, {
+            "metadata": {"name": name},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}},
+        })
+    wait_pods_ready(api, namespace, "", PODS, timeout=300, node=target)
+    # Every PDB must have counted its pods before the drain starts, or the first evictions get 429s
+    # that only measure the disruption controller's start.
+    deadline = time.monotonic() + 120
+    while True:
+        pdbs = policy.list_namespaced_pod_disruption_budget(namespace).items
+        if all(p.status and p.status.disruptions_allowed == 1 for p in pdbs):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("PDB status not computed after 120s")
+        time.sleep(0.5)
+    for spare in spares:
+        core.patch_node(spare, {"spec": {"unschedulable": False}})
+
+
+def teardown(api, namespace: str) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
+    core.delete_namespace(namespace)
+    deadline = time.monotonic() + 120
+    while core.list_namespaced_pod(namespace).items and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def run_module(kubeconfig: str, node: str) -> tuple[float, dict]:
+    env = dict(os.environ,
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    args = {"name": node, "kubeconfig": kubeconfig, "timeout": TIMEOUT}
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+           "-m", "baremetal.k8s.node_drain", "-a", json.dumps(args)]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=TIMEOUT + 120)
+    wall = time.monotonic() - start
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    if result.get("failed"):
+        raise RuntimeError(f"node_drain failed: {result.get('msg')}")
+    return wall, result
+
+
+def run_kubectl(bin_dir, kubeconfig: str, node: str) -> float:
+    cmd = [str(bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "drain", node, "--ignore-daemonsets",
+           "--delete-emptydir-data", f"--timeout={TIMEOUT}s"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=TIMEOUT + 120)
+    wall = time.monotonic() - start
+    if proc.returncode:
+        raise RuntimeError(f"kubectl drain failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall
+
+
+def main() -> int:
+    from kubernetes import client, config
+
+    bin_dir = ensure_binaries()
+    cp = ControlPlane(bin_dir)
+    cp.start()
+    try:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(cp.kubeconfig), client_configuration=cfg)
+        cfg.connection_pool_maxsize = 16
+        api = client.ApiClient(cfg)
+        spares = ["spare-1", "spare-2"]
+        for name in ["target-module", "target-kubectl", *spares]:
+            create_kwok_node(api, name, labels={"pool": "bench"})
+        core = client.CoreV1Api(api)
+
+        print(f"setup: {PODS} pods in {DEPLOYMENTS} Deployments (maxUnavailable=1 PDB each) on one kwok node, "
+              f"{len(spares)} spare kwok nodes", flush=True)
+        core.patch_node("target-kubectl", {"spec": {"unschedulable": True}})
+        setup(api, "bench-module", "target-module", spares)
+        module_wall, result = run_module(str(cp.kubeconfig), "target-module")
+        blocked_tries = sum(max(0, p["attempts"] - 1) for p in result["pods"])
+        teardown(api, "bench-module")
+
+        core.patch_node("target-kubectl", {"spec": {"unschedulable": False}})
+        setup(api, "bench-kubectl", "target-kubectl", spares)
+        kubectl_wall = run_kubectl(bin_dir, str(cp.kubeconfig), "target-kubectl")
+        teardown(api, "bench-kubectl")
+
+        print(f"node_drain (ansible localhost -m, wall): {module_wall:6.1f} s  "
+              f"(inside the module {result['timings']['total']:.1f} s: evict {result['timings']['evict']:.1f} s, "
+              f"wait {result['timings']['wait']:.1f} s; {len(result['evicted'])} pods evicted, "
+              f"{blocked_tries} evictions refused by PDBs and retried)")
+        print(f"kubectl drain v1.36.3 (wall):             {kubectl_wall:6.1f} s")
+        print(f"ratio node_drain / kubectl drain: {module_wall / kubectl_wall:.2f}")
+    finally:
+        cp.stop()
+        cp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
