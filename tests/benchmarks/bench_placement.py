@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: the placement engine against a naive first-fit baseline, on the same generated fleets.
 
 Standalone: ``python tests/benchmarks/bench_placement.py [--seed N] [--only small|large]``.

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Placement engine: server placement, workload placement, explanations, ledger."""
 
 from __future__ import annotations

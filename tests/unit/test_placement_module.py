@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """baremetal.k8s.placement run for real through Ansible on the example fleet.
 
 Each test copies inventory/example/fleet.yml into a temporary directory (the

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Property tests (hypothesis) of the placement engine.
 
 Random fleets (regions, datacenters, rows, racks, mixed hardware, states and
