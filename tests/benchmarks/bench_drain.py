@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Drain of a kwok node carrying 110 pods of 20 Deployments under PDBs: node_drain vs `kubectl drain`.
 
 One control plane (tests/integration/controlplane.py), one run, the same

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fixtures for the integration tier: one real control plane per session.
 
 ``control_plane`` builds the binaries when they are missing (tools/k8s-build),

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The harness itself: the control plane answers, kwok nodes and pods behave like a kubelet's.
 
 Every other integration test builds on these facts, so they are checked first

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """baremetal.k8s.node_drain against the real control plane with kwok nodes.
 
 The module runs for real through `ansible localhost -m` (a subprocess with the

@@ -1,3 +1,5 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure logic of the drain core: pod classification, backoff, PDB matching and reports.
 
 The API side (NodeDrainer) is proven against the real control plane in
