@@ -48,4 +48,8 @@ requirements:
   - kubernetes (Python client) >= 24.2.0
 notes:
   - The module runs where the task runs; use C(delegate_to=localhost) to run it on the controller.
+  - As in kubernetes.core, options not set in the task are taken from the environment variables
+    E(K8S_AUTH_KUBECONFIG), E(K8S_AUTH_CONTEXT), E(K8S_AUTH_HOST), E(K8S_AUTH_API_KEY),
+    E(K8S_AUTH_SSL_CA_CERT) (O(ca_cert)), E(K8S_AUTH_CERT_FILE) (O(client_cert)),
+    E(K8S_AUTH_KEY_FILE) (O(client_key)) and E(K8S_AUTH_VERIFY_SSL) (O(validate_certs)).
 """

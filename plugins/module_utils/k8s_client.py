@@ -39,6 +39,29 @@ CLIENT_ARGUMENT_SPEC = {
 }
 
 
+# Environment variables the options fall back to, named as in kubernetes.core.
+CLIENT_ENV = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+}
+
+
+def module_argument_spec() -> dict:
+    """CLIENT_ARGUMENT_SPEC with the K8S_AUTH_* environment fallbacks, for AnsibleModule."""
+    from ansible.module_utils.basic import env_fallback
+
+    spec = {name: dict(option) for name, option in CLIENT_ARGUMENT_SPEC.items()}
+    for name, var in CLIENT_ENV.items():
+        spec[name]["fallback"] = (env_fallback, [var])
+    return spec
+
+
 class K8sClientError(Exception):
     pass
 

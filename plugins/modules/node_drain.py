@@ -248,15 +248,13 @@ messages:
   elements: str
 """
 
-import copy
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_client import (
-    CLIENT_ARGUMENT_SPEC,
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     K8sClientError,
     client_from_params,
+    module_argument_spec,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     ON_TIMEOUT_CHOICES,
@@ -267,7 +265,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
 
 
 def argument_spec():
-    spec = copy.deepcopy(CLIENT_ARGUMENT_SPEC)
+    spec = module_argument_spec()
     spec.update(
         name=dict(type="str", required=True, aliases=["node"]),
         state=dict(type="str", choices=["drained", "cordoned", "uncordoned"], default="drained"),

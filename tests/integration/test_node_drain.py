@@ -50,9 +50,9 @@ def parse_result(proc_stdout: str) -> dict:
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
-def run_module(args: dict, check: bool = False, timeout: float = 180) -> dict:
-    proc = subprocess.run(module_command(args, check), env=ansible_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run_module(args: dict, check: bool = False, timeout: float = 180, env: dict | None = None) -> dict:
+    proc = subprocess.run(module_command(args, check), env={**ansible_env(), **(env or {})}, capture_output=True,
+                          text=True, timeout=timeout, check=False)
     try:
         return parse_result(proc.stdout)
     except (ValueError, KeyError, IndexError):
@@ -323,7 +323,10 @@ def test_cordon_and_uncordon_are_idempotent(k8s_client, kubeconfig, kwok_nodes):
     assert state("cordoned", check=True)["changed"] and not unschedulable(k8s_client, node)
     assert state("cordoned")["changed"] and unschedulable(k8s_client, node)
     assert not state("cordoned")["changed"]
-    assert state("uncordoned")["changed"] and not unschedulable(k8s_client, node)
+    # Connection options fall back to K8S_AUTH_* variables, as in kubernetes.core.
+    by_env = run_module({"name": node, "state": "uncordoned"}, env={"K8S_AUTH_KUBECONFIG": kubeconfig})
+    assert not by_env.get("failed"), by_env.get("msg")
+    assert by_env["changed"] and not unschedulable(k8s_client, node)
     assert not state("uncordoned")["changed"]
 
 
