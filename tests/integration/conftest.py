@@ -105,7 +105,7 @@ def kwok_nodes(request, k8s_client):
 
     def make(count: int = 1, labels: dict | None = None, taints: list[dict] | None = None) -> list[str]:
         names = []
-        for _ in range(count):
+        for _index in range(count):
             name = f"{prefix}-{len(created)}"
             create_kwok_node(k8s_client, name, labels=labels, taints=taints)
             created.append(name)

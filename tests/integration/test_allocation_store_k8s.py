@@ -71,7 +71,7 @@ def test_conflicting_writers_retry_on_resource_version(kubeconfig, namespace):
     assert len(calls) == 2, "A's first replace did not conflict"
     assert "s04" not in json.loads(calls[0])["clusters"]["c1"]["nodes"]
     assert "s04" in json.loads(calls[1])["clusters"]["c1"]["nodes"]  # the retry saw B's write
-    nodes, _ = stored(core_a, namespace)
+    nodes = stored(core_a, namespace)[0]
     assert nodes == result
     nodes = nodes["clusters"]["c1"]["nodes"]
     assert set(nodes) == {"s00", "s01", "s02", "s03", "s04"}
@@ -121,7 +121,7 @@ def test_inventory_plugin_with_the_configmap_store(tmp_path, kubeconfig, namespa
     assert proc.returncode == 0, proc.stderr
     assert "10.200.5.0/24" in proc.stdout  # s05's pod prefix
     assert not (inv / "fleet.allocations.json").exists()  # nothing beside the fleet file: AWX loses it
-    ledger, _ = stored(kubernetes_core_api(kubeconfig), namespace, "fleet-ledger")
+    ledger = stored(kubernetes_core_api(kubeconfig), namespace, "fleet-ledger")[0]
     assert ledger["clusters"]["c1"]["nodes"]["s05"] == {"pod_cidr": "10.200.5.0/24", "wireguard_address": "10.201.0.6"}
     # Release through the module (state=released) after s05 retired: the ConfigMap loses the entry.
     data = small_fleet()
@@ -134,5 +134,5 @@ def test_inventory_plugin_with_the_configmap_store(tmp_path, kubeconfig, namespa
            "-a", json.dumps(args)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0 and "CHANGED" in proc.stdout, proc.stdout + proc.stderr
-    ledger, _ = stored(kubernetes_core_api(kubeconfig), namespace, "fleet-ledger")
+    ledger = stored(kubernetes_core_api(kubeconfig), namespace, "fleet-ledger")[0]
     assert "s05" not in ledger["clusters"]["c1"]["nodes"]

@@ -116,7 +116,7 @@ def test_live_state_in_hostvars_and_groups(tmp_path, kubeconfig, k8s_client, nod
     created.append(other)
     # s05 never registered.
 
-    listing, _ = inventory_list(inv)
+    listing = inventory_list(inv)[0]
     hostvars = listing["_meta"]["hostvars"]
     assert set(listing["k8s_ready"]["hosts"]) == {s[0], s[1], s[2], s[4]}
     assert set(listing["k8s_not_ready"]["hosts"]) == {s[3]}
@@ -144,7 +144,7 @@ def test_live_state_in_hostvars_and_groups(tmp_path, kubeconfig, k8s_client, nod
     core.patch_node_status(s[3], {"status": {"conditions": [
         {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
          "lastTransitionTime": now}]}})  # fmt: skip
-    listing, _ = inventory_list(inv)
+    listing = inventory_list(inv)[0]
     assert "k8s_cordoned" not in listing or not listing["k8s_cordoned"].get("hosts")
     assert s[3] in listing["k8s_ready"]["hosts"]
     assert "k8s_not_ready" not in listing or not listing["k8s_not_ready"].get("hosts")

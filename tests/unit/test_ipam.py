@@ -246,5 +246,8 @@ def test_allocation_does_not_depend_on_which_run_sees_which_order(count, rng):
     ipam.allocate(fleet_of(names, control_planes=1), a)
     shuffled = names[:1] + rng.sample(names[1:], len(names) - 1)
     ipam.allocate(fleet_of(shuffled, control_planes=1), b)
-    slots = lambda led: sorted(e["pod_cidr"] for e in allocations(led).values())  # noqa: E731
+
+    def slots(ledger):
+        return sorted(entry["pod_cidr"] for entry in allocations(ledger).values())
+
     assert slots(a) == slots(b)
