@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared helpers of the molecule scenario "fleet": the fleet inventory's view of the hosts."""
 
 import json

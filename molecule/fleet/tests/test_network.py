@@ -1,5 +1,5 @@
 # Copyright: baremetal.k8s contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """WireGuard mesh and API load balancer across the 3 hosts of the scenario.
 
 These tests look at the cluster as a whole, so each runs once (for the first
