@@ -3,10 +3,12 @@
 """host_prep + containerd on the converged Kubernetes nodes of the scenario."""
 
 import json
+import os
 
 import pytest
-from conftest import group_hosts, run_playbook
+from conftest import SCENARIO, group_hosts, run_playbook
 
+HOST_PREP_ONLY = os.path.join(SCENARIO, "host_prep_only.yml")
 SYSCTL = {
     "net.ipv4.ip_forward": "1",
     "net.ipv6.conf.all.forwarding": "1",
@@ -83,3 +85,17 @@ def test_check_mode_changes_only_what_differs_and_shows_the_diff(host):
     expected = {"baremetal.k8s.containerd : Write the containerd configuration",
                 "baremetal.k8s.containerd : Restart containerd"}
     assert changed == expected, out
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ('{"host_prep_sysctl_extra": {"net.ipv4.ip_fowrard": 1}}',
+     "unknown kernel parameter(s) net.ipv4.ip_fowrard"),
+    ('{"host_prep_kernel_modules": ["overlay", "no_such_module"]}',
+     "Kernel module(s) no_such_module are not built into this kernel"),
+])
+def test_bad_input_is_a_clear_error(host, extra, expected):
+    if host.backend.get_hostname() != "bmk8s-mol-3":
+        pytest.skip("runs once for the scenario")
+    result = run_playbook("-e", extra, playbook=HOST_PREP_ONLY, expect_rc=2)
+    assert expected in result, result
+    assert "Traceback" not in result

@@ -147,14 +147,14 @@ def test_stopped_backend_marked_down_and_traffic_moves(hosts, fleet_inventory):
     lbs = group_hosts(fleet_inventory, "cluster_mol_load_balancer")
     first, second = group_hosts(fleet_inventory, "cluster_mol_control_plane")[:2]
     client = hosts[second]
-    served = {client.check_output(FETCH) for _ in range(6)}
+    served = {client.check_output(FETCH) for _attempt in range(6)}
     assert served == {first, second}, served
     hosts[second].check_output("systemctl stop test-backend")
     try:
         started = time.monotonic()
         wait_for(lambda: backend_status(hosts[lbs[0]]).get(second) == "DOWN", 10, "%s DOWN" % second)
         print("backend DOWN after %.1f s" % (time.monotonic() - started))
-        assert {client.check_output(FETCH) for _ in range(6)} == {first}
+        assert {client.check_output(FETCH) for _attempt in range(6)} == {first}
     finally:
         hosts[second].check_output("systemctl start test-backend || systemd-run --unit=test-backend "
                                    "--working-directory=/srv/backend python3 -m http.server 6443")
