@@ -27,6 +27,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -327,7 +328,8 @@ def down(name):
         docker("network", "rm", *networks)
     shutil.rmtree(lab_state_dir(name), ignore_errors=True)
     log("removed lab %s (%d containers)" % (name, len(containers)))
-    if not lab_names():
+    # Other containers (Molecule scenarios, a developer's own) keep our dockerd running.
+    if not docker("ps", "-aq").stdout.split():
         stop_dockerd()
 
 
@@ -384,6 +386,7 @@ def write_inventory(name, hosts, subnet, ssh_key):
         handle.write("\n")
     with open(os.path.join(directory, "lab.baremetal.yml"), "w", encoding="utf-8") as handle:
         handle.write("plugin: baremetal.k8s.fleet\nfleet_file: fleet.yml\n")
+    write_lab_secrets(directory)
     # A plain inventory too, for tools that should not depend on the fleet plugin.
     static = {"all": {"hosts": {h["name"]: {"ansible_connection": "community.docker.docker",
                                             "ansible_host": h["name"], "lab_address": h["address"],
@@ -391,6 +394,17 @@ def write_inventory(name, hosts, subnet, ssh_key):
     with open(os.path.join(lab_state_dir(name), "hosts.yml"), "w", encoding="utf-8") as handle:
         json.dump(static, handle, indent=2)
         handle.write("\n")
+
+
+def write_lab_secrets(directory):
+    """Secrets the roles require from the inventory (in production: Ansible Vault), made once per lab."""
+    path = os.path.join(directory, "group_vars", "all", "lab_secrets.yml")
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("# Written by lab/lab.py. In production keep these in Ansible Vault.\n")
+        handle.write("api_lb_vrrp_auth_pass: %s\n" % secrets.token_hex(4))  # VRRP allows 8 characters
 
 
 def status():
