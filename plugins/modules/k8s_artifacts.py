@@ -42,7 +42,7 @@ options:
     type: bool
     default: true
 author:
-  - baremetal.k8s contributors
+  - baremetal.k8s maintainers (@baremetal)
 """
 
 EXAMPLES = r"""
@@ -93,8 +93,8 @@ def read_manifest(module, source):
         url = source.rstrip("/") + "/" + k8s_artifacts.MANIFEST_NAME
         response, info = fetch_url(module, url)
         if info.get("status") != 200:
-            module.fail_json(msg="%s: HTTP %s (%s); check the artifact source URL" % (url, info.get("status"),
-                                                                                     info.get("msg")))
+            module.fail_json(msg="%s: HTTP %s (%s); check the artifact source URL"
+                             % (url, info.get("status"), info.get("msg")))
         text = response.read()
     else:
         url = os.path.join(source, k8s_artifacts.MANIFEST_NAME)
