@@ -23,7 +23,7 @@ from controlplane import create_kwok_node
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-from fleet_samples import small_fleet, write_fleet  # noqa: E402
+from fleet_samples import small_fleet, unwrap, write_fleet  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 
@@ -35,16 +35,6 @@ def rename(data, prefix):
     for group in data["clusters"][0]["node_groups"]:
         group["servers"] = [prefix + s for s in group["servers"]]
     return data
-
-
-def unwrap(value):
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 def inventory_list(directory):

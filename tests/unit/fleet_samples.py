@@ -87,3 +87,14 @@ def write_fleet(directory, data, name="fleet.yml"):
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(data, handle, sort_keys=False)
     return path
+
+
+def unwrap(value):
+    """ansible-inventory marks plugin strings as untrusted ({"__ansible_unsafe": ...}): read the plain value."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value

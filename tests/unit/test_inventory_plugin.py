@@ -20,7 +20,7 @@ from ansible_collections.baremetal.k8s.plugins.inventory.fleet import (
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
-from fleet_samples import EXAMPLE_DIR, EXAMPLE_FLEET, REPO, small_fleet, write_fleet
+from fleet_samples import EXAMPLE_DIR, EXAMPLE_FLEET, REPO, small_fleet, unwrap, write_fleet
 
 BIN = os.path.dirname(sys.executable)
 
@@ -39,17 +39,6 @@ def run_inventory(source, *args, env_extra=None, check=True):
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def unwrap(value):
-    """ansible-inventory marks plugin strings as untrusted ({"__ansible_unsafe": ...}): read the plain value."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 def listing(source, *args, **kwargs):
