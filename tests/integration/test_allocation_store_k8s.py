@@ -21,9 +21,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store imp
     kubernetes_core_api,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet  # noqa: E402
-from fleet_samples import small_fleet, write_fleet  # noqa: E402
+from fleet_samples import BIN, ansible_env, small_fleet, write_fleet  # noqa: E402
 
-BIN = os.path.dirname(sys.executable)
 WORKERS, ROUNDS = 4, 4
 
 
@@ -109,13 +108,7 @@ def test_inventory_plugin_with_the_configmap_store(tmp_path, kubeconfig, namespa
     (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
         "plugin": "baremetal.k8s.fleet", "allocation_store": "kubernetes", "allocation_kubeconfig": kubeconfig,
         "allocation_namespace": namespace, "allocation_configmap": "fleet-ledger"}))  # fmt: skip
-    env = dict(
-        os.environ,
-        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
-    )
+    env = ansible_env()
     cmd = [os.path.join(BIN, "ansible-inventory"), "-i", str(inv), "--list"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -23,9 +23,7 @@ from controlplane import create_kwok_node
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-from fleet_samples import small_fleet, unwrap, write_fleet  # noqa: E402
-
-BIN = os.path.dirname(sys.executable)
+from fleet_samples import BIN, ansible_env, small_fleet, unwrap, write_fleet  # noqa: E402
 
 
 def rename(data, prefix):
@@ -38,13 +36,7 @@ def rename(data, prefix):
 
 
 def inventory_list(directory):
-    env = dict(
-        os.environ,
-        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="true",
-    )
+    env = ansible_env()
     proc = subprocess.run([os.path.join(BIN, "ansible-inventory"), "-i", str(directory), "--list"], env=env,
                           capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 
 import yaml
 
@@ -98,3 +99,19 @@ def unwrap(value):
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+# The venv's bin directory: ansible-inventory, ansible and ansible-playbook run from there.
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible_env(**extra):
+    """The environment to run Ansible's CLIs on this checkout's collection (extra: more variables)."""
+    env = dict(
+        os.environ,
+        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    )
+    env.update(extra)
+    return env

@@ -11,21 +11,12 @@ import sys
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
-from fleet_samples import REPO, small_fleet, write_fleet
-
-BIN = os.path.dirname(sys.executable)
+from fleet_samples import BIN, ansible_env, small_fleet, write_fleet
 
 
 def module(fleet_file, *, check=False, **args):
     """Run baremetal.k8s.fleet_allocation once on localhost; returns the task result."""
-    env = dict(
-        os.environ,
-        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="true",
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-    )
+    env = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="true", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     args["fleet_file"] = str(fleet_file)
     cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
            "-e", f"ansible_python_interpreter={sys.executable}", "-m", "baremetal.k8s.fleet_allocation",

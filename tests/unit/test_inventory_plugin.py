@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -20,19 +19,11 @@ from ansible_collections.baremetal.k8s.plugins.inventory.fleet import (
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
-from fleet_samples import EXAMPLE_DIR, EXAMPLE_FLEET, REPO, small_fleet, unwrap, write_fleet
-
-BIN = os.path.dirname(sys.executable)
+from fleet_samples import BIN, EXAMPLE_DIR, EXAMPLE_FLEET, ansible_env, small_fleet, unwrap, write_fleet
 
 
 def run_inventory(source, *args, env_extra=None, check=True):
-    env = dict(
-        os.environ,
-        PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = ansible_env(ANSIBLE_NOCOLOR="1")
     env.update(env_extra or {})
     proc = subprocess.run([os.path.join(BIN, "ansible-inventory"), "-i", str(source), *args], env=env,
                           capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
