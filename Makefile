@@ -32,8 +32,8 @@ lab-up: deps ## start dockerd if needed, build the base image, start 5 hosts
 lab-down: ## remove the lab hosts, network and the dockerd we started
 	$(PY) lab/lab.py down
 
-site: lab-up ## main job: converge the lab hosts with playbooks/site.yml through the fleet inventory
-	ansible-playbook -i .lab/bmk8s/inventory playbooks/site.yml
+site: deps ## main job: lab hosts + air-gap artifacts, converged by playbooks/site.yml through the fleet inventory
+	$(PY) lab/site.py
 
 test: deps ## every tier: fast, molecule, integration, e2e (with a summary)
 	$(PY) tools/run_tiers.py fast molecule integration e2e

@@ -23,7 +23,10 @@ Only the standard library is used: this runs before the venv is needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
+import http.server
 import ipaddress
 import json
 import os
@@ -32,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 LAB_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -405,6 +409,32 @@ def write_lab_secrets(directory):
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("# Written by lab/lab.py. In production keep these in Ansible Vault.\n")
         handle.write("api_lb_vrrp_auth_pass: %s\n" % secrets.token_hex(4))  # VRRP allows 8 characters
+
+
+def lab_gateway(name):
+    """The address of this machine on the lab's network (the hosts reach it there)."""
+    result = docker("network", "inspect", name + "-net", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
+    return result.stdout.strip()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # Ansible's output is what matters
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(name, directory, port=18080):
+    """Serve a directory over HTTP on the lab network, as an internal artifact mirror would; yields its URL."""
+    gateway = lab_gateway(name)
+    handler = functools.partial(QuietHandler, directory=directory)
+    server = http.server.ThreadingHTTPServer((gateway, port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://%s:%d" % (gateway, port)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def status():

@@ -3,7 +3,7 @@
 The lab is brought up from nothing (lab/lab.py up) under its own name, so it
 never touches a developer's default lab, and removed at the end of the session
 unless BMK8S_E2E_KEEP=1 (handy when a test fails and you want to look inside).
-Tests share it in file order: host preparation first, the cluster after.
+Tests share it in file order (test_01_..., test_02_...): host preparation first, the cluster after.
 """
 
 from __future__ import annotations

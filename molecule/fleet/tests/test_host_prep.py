@@ -49,7 +49,7 @@ def test_containerd_config(host):
     # What containerd itself parsed, not just the file we wrote.
     dump = host.check_output("containerd config dump")
     assert "SystemdCgroup = true" in dump
-    assert 'sandbox_image = "registry.k8s.io/pause:3.10.1"' in dump
+    assert 'sandbox_image = "registry.k8s.io/pause:3.10.2"' in dump
     # The lab's machine lacks CAP_SYS_RESOURCE: detection must have set it.
     assert "restrict_oom_score_adj = true" in dump
     assert host.file("/etc/containerd/certs.d/docker.io/hosts.toml").contains("mirror.lab.invalid:5000")
@@ -65,7 +65,7 @@ def test_crictl_info(host):
     assert info["status"]["conditions"][0]["status"] is True
     runc = info["config"]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True
-    assert info["config"]["sandboxImage"] == "registry.k8s.io/pause:3.10.1"
+    assert info["config"]["sandboxImage"] == "registry.k8s.io/pause:3.10.2"
 
 
 def test_check_mode_changes_only_what_differs_and_shows_the_diff(host):
@@ -74,7 +74,7 @@ def test_check_mode_changes_only_what_differs_and_shows_the_diff(host):
         pytest.skip("runs once for the scenario")
     out = run_playbook("--check", "--diff", "-e", "containerd_sandbox_image=registry.k8s.io/pause:9.9")
     assert '+  sandbox_image = "registry.k8s.io/pause:9.9"' in out
-    assert '-  sandbox_image = "registry.k8s.io/pause:3.10.1"' in out
+    assert '-  sandbox_image = "registry.k8s.io/pause:3.10.2"' in out
     changed = set()
     task = None
     for line in out.splitlines():
