@@ -467,6 +467,20 @@ class ControlPlane:
 # Small, bounded helpers over the kubernetes client, shared by tests and benchmarks.
 
 
+def deployment_manifest(name: str, replicas: int, pod_spec: dict) -> dict:
+    """A Deployment whose pods (label app=<name>) run ``pod_spec``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+        },
+    }
+
+
 def create_kwok_node(
     api_client,
     name: str,

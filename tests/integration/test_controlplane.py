@@ -12,23 +12,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from controlplane import pod_ready
+from controlplane import deployment_manifest, pod_ready
 
 
 def deployment(name: str, replicas: int, node: str | None = None) -> dict:
     spec = {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}
     if node:
         spec["nodeSelector"] = {"kubernetes.io/hostname": node}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
-        },
-    }
+    return deployment_manifest(name, replicas, spec)
 
 
 def test_readyz_and_components(control_plane):

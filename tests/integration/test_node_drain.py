@@ -17,6 +17,7 @@ import time
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import DrainError, DrainOptions, NodeDrainer
+from controlplane import deployment_manifest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "registry.invalid/app:1"  # never pulled: kwok runs no containers
@@ -67,16 +68,7 @@ def deployment(name: str, replicas: int, selector: dict, empty_dir: bool = False
     }
     if empty_dir:
         spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
-        },
-    }
+    return deployment_manifest(name, replicas, spec)
 
 
 def daemonset(name: str, selector: dict) -> dict:
