@@ -267,6 +267,11 @@ def install_ssh_key(hosts, public_key):
                "umask 077; mkdir -p /root/.ssh; echo '%s' > /root/.ssh/authorized_keys" % public_key)
 
 
+def gateway_of(subnet):
+    """The lab network's gateway: the first address of its subnet."""
+    return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
 def network_subnet(network):
     """The subnet of an existing Docker network, or None."""
     result = docker("network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
@@ -299,7 +304,7 @@ def up(name, count, subnet=None):
     subnet = existing or subnet or free_subnet()
     if not existing:
         docker("network", "create", "--driver", "bridge", "--subnet", subnet,
-               "--gateway", str(ipaddress.ip_network(subnet).network_address + 1), "--label", "%s=%s" % (LABEL, name),
+               "--gateway", gateway_of(subnet), "--label", "%s=%s" % (LABEL, name),
                network)
     hosts = host_plan(name, count, subnet)
     for host in hosts:
@@ -413,8 +418,7 @@ def write_lab_secrets(directory):
 
 def lab_gateway(name):
     """The address of this machine on the lab's network (the hosts reach it there)."""
-    result = docker("network", "inspect", name + "-net", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}")
-    return result.stdout.strip()
+    return gateway_of(network_subnet(name + "-net"))
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

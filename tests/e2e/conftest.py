@@ -19,6 +19,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = os.path.join(REPO, "lab", "lab.py")
 LAB_NAME = os.environ.get("BMK8S_E2E_LAB", "e2e")
+HOSTS = 5  # lab.py's fleet: hosts 1-3 control plane + etcd, 4-5 workers + load balancers
 RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
@@ -46,7 +47,7 @@ class Lab:
     inventory: str
 
     def hosts(self) -> list[str]:
-        return ["%s-node-%d" % (self.name, index) for index in range(1, 6)]
+        return ["%s-node-%d" % (self.name, index) for index in range(1, HOSTS + 1)]
 
     def playbook(self, playbook: str, *args: str) -> PlaybookRun:
         """Run a playbook of this repo against the lab through the fleet inventory; output goes to the log too."""
@@ -63,7 +64,7 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab():
-    subprocess.run([sys.executable, LAB, "up", "--name", LAB_NAME, "--hosts", "5"], check=True)
+    subprocess.run([sys.executable, LAB, "up", "--name", LAB_NAME, "--hosts", str(HOSTS)], check=True)
     yield Lab(LAB_NAME, os.path.join(REPO, ".lab", LAB_NAME, "inventory"))
     if os.environ.get("BMK8S_E2E_KEEP") != "1":
         subprocess.run([sys.executable, LAB, "down", "--name", LAB_NAME], check=False)
