@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent
+
 LEVELS = ("rack", "row", "datacenter", "region")
 # Servers the engine may hand out; active servers not serving any group count as free.
 USABLE_STATES = ("spare", "active")
@@ -110,23 +112,18 @@ class Candidate:
 
 @dataclass(frozen=True)
 class GroupRequest:
-    """A node group: its pinned servers and, when it has one, its intent."""
+    """A node group: its pinned servers and, when it has one, its intent (the fleet file's ``Intent``).
+
+    The requirements are read through ``intent``, so an intent field added to the fleet format needs no
+    second copy here. As in the fleet file, an intent's count of 0 means "the pinned servers' number".
+    """
 
     cluster: str
     group: str
     region: str
     roles: tuple[str, ...] = ("worker",)
     pinned: tuple[str, ...] = ()  # servers named in the fleet file, never moved
-    count: int | None = None  # total size of the group; None: no intent, pinned servers only
-    min_cores: int = 0
-    min_memory_gb: int = 0
-    disk_type: str = ""
-    min_disk_gb: int = 0
-    min_nic_gbps: int = 0
-    gpus: int = 0
-    dedicated: str = ""
-    spread: str = "rack"
-    max_share_per_domain: float | None = None
+    intent: Intent | None = None  # None: no intent, pinned servers only
 
     @cached_property
     def key(self) -> str:
@@ -134,7 +131,7 @@ class GroupRequest:
 
     @property
     def has_intent(self) -> bool:
-        return self.count is not None
+        return self.intent is not None
 
     @cached_property
     def is_etcd(self) -> bool:
@@ -142,7 +139,10 @@ class GroupRequest:
 
     @property
     def target(self) -> int:
-        return self.count if self.count is not None else len(self.pinned)
+        """Size of the group: the intent's count, else (no intent, or no count) the pinned servers."""
+        if self.intent is None:
+            return len(self.pinned)
+        return self.intent.count or len(self.pinned)
 
 
 @dataclass(frozen=True)
@@ -296,18 +296,8 @@ def save_plan(path: str, expected_before: str, new_text: str) -> bool:
 
 # --- adapters ---------------------------------------------------------------
 
-INTENT_FIELDS = (
-    "count",
-    "min_cores",
-    "min_memory_gb",
-    "disk_type",
-    "min_disk_gb",
-    "min_nic_gbps",
-    "gpus",
-    "dedicated",
-    "spread",
-    "max_share_per_domain",
-)
+# The fields of a node group's intent: the module's ``intents`` option takes the same ones.
+INTENT_FIELDS = tuple(f.name for f in dataclasses.fields(Intent))
 
 
 def candidate_from_server(server) -> Candidate:
@@ -328,30 +318,18 @@ def candidate_from_server(server) -> Candidate:
 
 def group_request(cluster: str, region: str, group, override: dict | None = None) -> GroupRequest:
     """A ``fleet.NodeGroup`` as a GroupRequest; ``override`` adds or changes intent fields."""
-    intent = {}
-    if group.intent is not None:
-        intent = {name: getattr(group.intent, name) for name in INTENT_FIELDS}
-    intent.update({k: v for k, v in (override or {}).items() if k in INTENT_FIELDS and v is not None})
-    pinned = tuple(group.servers)
-    has_intent = group.intent is not None or bool(override)
-    share = intent.get("max_share_per_domain")
+    intent = group.intent
+    if override:
+        # Values come checked (check_intent_values); None means "not given".
+        changes = {k: v for k, v in override.items() if k in INTENT_FIELDS and v is not None}
+        intent = dataclasses.replace(intent or Intent(), **changes)
     return GroupRequest(
         cluster=cluster,
         group=group.name,
         region=region,
         roles=tuple(group.roles),
-        pinned=pinned,
-        # As in the fleet validator: an intent without a count keeps the listed servers.
-        count=int(intent.get("count") or len(pinned)) if has_intent else None,
-        min_cores=int(intent.get("min_cores") or 0),
-        min_memory_gb=int(intent.get("min_memory_gb") or 0),
-        disk_type=str(intent.get("disk_type") or ""),
-        min_disk_gb=int(intent.get("min_disk_gb") or 0),
-        min_nic_gbps=int(intent.get("min_nic_gbps") or 0),
-        gpus=int(intent.get("gpus") or 0),
-        dedicated=str(intent.get("dedicated") or ""),
-        spread=str(intent.get("spread") or "rack"),
-        max_share_per_domain=float(share) if share not in (None, "") and float(share) < 1 else None,
+        pinned=tuple(group.servers),
+        intent=intent,
     )
 
 
@@ -408,11 +386,13 @@ def model_from_fleet(fleet, intents: list[dict] | None = None):
 ETCD_SIZES = (1, 3, 5, 7)
 INTENT_CHOICES = {"disk_type": ("nvme", "ssd", "hdd"), "spread": LEVELS[:3],
                   "roles": ("control_plane", "etcd", "worker", "load_balancer")}
+# Counts and minimums (count, min_cores, ...): the intent fields whose default is a whole number.
+WHOLE_NUMBER_FIELDS = tuple(f.name for f in dataclasses.fields(Intent) if type(f.default) is int)
 
 
 def check_intent_values(intent: dict, where: str) -> None:
     """The same rules as the fleet file's intents, for the module's ``intents`` option."""
-    for key in ("count", "min_cores", "min_memory_gb", "min_disk_gb", "min_nic_gbps", "gpus"):
+    for key in WHOLE_NUMBER_FIELDS:
         value = intent.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise PlacementError("%s: %s must be a whole number >= 0, not %r" % (where, key, value))

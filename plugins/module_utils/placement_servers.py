@@ -39,6 +39,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     USABLE_STATES,
     Candidate,
     GroupRequest,
+    Intent,
     Ledger,
     Location,
     PlacementOptions,
@@ -61,25 +62,25 @@ class ServerPlan:
     failures: list[str] = field(default_factory=list)
 
 
-def hard_filters(group: GroupRequest) -> list[tuple[str, object]]:
+def hard_filters(intent: Intent) -> list[tuple[str, object]]:
     """(label, predicate) for every hard constraint of an intent, in funnel order."""
     filters = []
-    if group.min_cores:
-        filters.append(("cores >= %d" % group.min_cores, lambda c: c.cores >= group.min_cores))
-    if group.min_memory_gb:
-        filters.append(("memory_gb >= %d" % group.min_memory_gb, lambda c: c.memory_gb >= group.min_memory_gb))
-    if group.disk_type or group.min_disk_gb:
-        label = "a%s disk" % (" " + group.disk_type if group.disk_type else "")
-        if group.min_disk_gb:
-            label += " >= %d GB" % group.min_disk_gb
-        filters.append((label, lambda c: c.largest_disk(group.disk_type) >= max(group.min_disk_gb, 1)))
-    if group.min_nic_gbps:
-        filters.append(("NIC >= %d Gbps" % group.min_nic_gbps, lambda c: c.nic_gbps >= group.min_nic_gbps))
-    if group.gpus:
-        filters.append(("gpus >= %d" % group.gpus, lambda c: c.gpus >= group.gpus))
-    if group.dedicated:
+    if intent.min_cores:
+        filters.append(("cores >= %d" % intent.min_cores, lambda c: c.cores >= intent.min_cores))
+    if intent.min_memory_gb:
+        filters.append(("memory_gb >= %d" % intent.min_memory_gb, lambda c: c.memory_gb >= intent.min_memory_gb))
+    if intent.disk_type or intent.min_disk_gb:
+        label = "a%s disk" % (" " + intent.disk_type if intent.disk_type else "")
+        if intent.min_disk_gb:
+            label += " >= %d GB" % intent.min_disk_gb
+        filters.append((label, lambda c: c.largest_disk(intent.disk_type) >= max(intent.min_disk_gb, 1)))
+    if intent.min_nic_gbps:
+        filters.append(("NIC >= %d Gbps" % intent.min_nic_gbps, lambda c: c.nic_gbps >= intent.min_nic_gbps))
+    if intent.gpus:
+        filters.append(("gpus >= %d" % intent.gpus, lambda c: c.gpus >= intent.gpus))
+    if intent.dedicated:
         filters.append(
-            ("labels.workload == %s" % group.dedicated, lambda c: c.workload_label == group.dedicated)
+            ("labels.workload == %s" % intent.dedicated, lambda c: c.workload_label == intent.dedicated)
         )
     else:
         # Dedicated hardware stays free for the workload type it is labelled for.
@@ -87,19 +88,19 @@ def hard_filters(group: GroupRequest) -> list[tuple[str, object]]:
     return filters
 
 
-def unmet_constraints(group: GroupRequest, server: Candidate) -> list[str]:
-    return [label for label, test in hard_filters(group) if not test(server)]
+def unmet_constraints(intent: Intent, server: Candidate) -> list[str]:
+    return [label for label, test in hard_filters(intent) if not test(server)]
 
 
-def fit_key(group: GroupRequest, server: Candidate) -> tuple[int, ...]:
+def fit_key(intent: Intent, server: Candidate) -> tuple[int, ...]:
     """Hardware above the intent's minimum: smaller strands less capacity."""
-    disk = server.largest_disk(group.disk_type) if group.disk_type or group.min_disk_gb else 0
+    disk = server.largest_disk(intent.disk_type) if intent.disk_type or intent.min_disk_gb else 0
     return (
-        server.gpus - group.gpus,
-        server.cores - group.min_cores,
-        server.memory_gb - group.min_memory_gb,
-        disk - group.min_disk_gb,
-        server.nic_gbps - group.min_nic_gbps,
+        server.gpus - intent.gpus,
+        server.cores - intent.min_cores,
+        server.memory_gb - intent.min_memory_gb,
+        disk - intent.min_disk_gb,
+        server.nic_gbps - intent.min_nic_gbps,
     )
 
 
@@ -132,7 +133,7 @@ def bump(counter: Counter, location: Location, delta: int) -> None:
 
 def group_priority(group: GroupRequest) -> tuple:
     """etcd first (quorum spread is the hardest), then scarce hardware, then by name."""
-    scarce = bool(group.gpus or group.dedicated)
+    scarce = group.has_intent and bool(group.intent.gpus or group.intent.dedicated)
     return (not group.is_etcd, not scarce, group.key)
 
 
@@ -240,8 +241,8 @@ class ServerPlacer:
             if reason:
                 self.release(name, key, reason)
                 continue
-            group, server = self.groups[key], self.candidates[name]
-            unmet = unmet_constraints(group, server)
+            group, server = self.groups[key], self.candidates[name]  # stale_reason: the group has an intent
+            unmet = unmet_constraints(group.intent, server)
             if self.options.rebalance:
                 # Re-placed below like everything else, but ranked first as "served this group before".
                 self.previous[name] = key
@@ -279,6 +280,7 @@ class ServerPlacer:
 
     def release_surplus(self, group: GroupRequest) -> None:
         """Shrink a group to its count: drop engine-placed members from its most crowded domain."""
+        # Only a group with an intent has engine-placed members (stale_reason releases the others).
         while len(self.members[group.key]) > group.target:
             removable = [n for n in self.members[group.key] if n in self.engine_owned]
             if not removable:
@@ -288,7 +290,8 @@ class ServerPlacer:
                 )
                 return
             domains = self.group_domains[group.key]
-            victim = max(removable, key=lambda n: (domains[self.candidates[n].location.domain(group.spread)], n))
+            spread = group.intent.spread
+            victim = max(removable, key=lambda n: (domains[self.candidates[n].location.domain(spread)], n))
             self.remove_member(group, self.candidates[victim])
             self.explanations[group.key]["kept"].remove(victim)
             self.release(victim, group.key, "surplus: count is %d" % group.target)
@@ -312,12 +315,14 @@ class ServerPlacer:
         steps.append({"filter": "state %s" % "|".join(USABLE_STATES), "left": len(pool)})
         pool = [c for c in pool if c.name not in self.owner and c.name not in self.replace]
         steps.append({"filter": "free (serving no other group)", "left": len(pool)})
-        for label, test in hard_filters(group):
+        for label, test in hard_filters(group.intent):
             pool = [c for c in pool if test(c)]
             steps.append({"filter": label, "left": len(pool)})
         return pool, steps
 
     def place_group(self, group: GroupRequest) -> None:
+        """Fill a group with an intent up to its target."""
+        intent = group.intent
         need = group.target - len(self.members[group.key])
         if need <= 0:
             return
@@ -332,16 +337,15 @@ class ServerPlacer:
         buckets: dict[tuple, list] = {}
         row_density: Counter = Counter()
         for server in pool:
-            entry = (self.reuse_rank(server.name, group), fit_key(group, server), server.name, server)
+            entry = (self.reuse_rank(server.name, group), fit_key(intent, server), server.name, server)
             buckets.setdefault(server.location.domain("rack"), []).append(entry)
             row_density[server.location.domain("row")] += 1
         for entries in buckets.values():
             entries.sort(key=lambda e: e[:3])
         heads = dict.fromkeys(buckets, 0)
         home = self.home_datacenter(group, pool)
-        group_cap = (
-            share_cap(group.max_share_per_domain, group.target) if group.max_share_per_domain is not None else None
-        )
+        # A share of 1 (the default) never binds: the group has fewer than its target members while placing.
+        group_cap = share_cap(intent.max_share_per_domain, group.target) if intent.max_share_per_domain < 1 else None
         etcd_cap = etcd_quorum_cap(self.etcd_total[group.cluster])
         cluster_cap = share_cap(self.options.max_share_per_domain, self.cluster_total[group.cluster])
         level = self.options.failure_domain
@@ -359,11 +363,11 @@ class ServerPlacer:
                     continue
                 reuse, fit, name, server = entries[head]
                 loc = server.location
-                spread_domain = loc.domain(group.spread)
+                spread_domain = loc.domain(intent.spread)
                 limits = []  # (kind, description): caps this pick would break
                 if group_cap is not None and self.group_domains[group.key][spread_domain] >= group_cap:
                     blocked["intent max_share_per_domain %s: at most %d per %s"
-                            % (group.max_share_per_domain, group_cap, group.spread)] += len(entries) - head
+                            % (intent.max_share_per_domain, group_cap, intent.spread)] += len(entries) - head
                     continue
                 if group.is_etcd:
                     etcd = self.etcd_domains[group.cluster]
@@ -371,7 +375,7 @@ class ServerPlacer:
                         limits.append("etcd: at most 1 member per %s" % level)
                     elif etcd[spread_domain] >= etcd_cap:
                         limits.append("etcd quorum: at most %d of %d members per %s"
-                                      % (etcd_cap, self.etcd_total[group.cluster], group.spread))
+                                      % (etcd_cap, self.etcd_total[group.cluster], intent.spread))
                 if self.cluster_domains[group.cluster][loc.domain(level)] >= cluster_cap:
                     limits.append("blast radius: at most %d of cluster %s's %d nodes per %s (max_share_per_domain %s)"
                                   % (cluster_cap, group.cluster, self.cluster_total[group.cluster], level,
@@ -400,7 +404,7 @@ class ServerPlacer:
             heads[rack] += 1
             why = [
                 "%s held %d of the %s members before (least loaded with room)"
-                % (server.location.describe(group.spread), key[2], "etcd" if group.is_etcd else "group's"),
+                % (server.location.describe(intent.spread), key[2], "etcd" if group.is_etcd else "group's"),
                 REUSE_WHY[key[3]],
                 "mean %.2f hops to the %s %d peers" % (key[4] / peers.total, peer_kind, peers.total)
                 if peers.total else "no peers yet: densest row (%d eligible servers)" % -key[5],
@@ -420,7 +424,7 @@ class ServerPlacer:
         """The datacenter a group fills first: where its cluster already has the most nodes, else the one with
         the most eligible servers (then by name). None when the group spreads over datacenters."""
         datacenters = Counter(server.location.datacenter for server in pool)
-        if group.spread == "datacenter" or len(datacenters) < 2:
+        if group.intent.spread == "datacenter" or len(datacenters) < 2:
             return None
         members = self.cluster_domains[group.cluster]
         return max(sorted(datacenters), key=lambda dc: (members[("datacenter", dc)], datacenters[dc]))

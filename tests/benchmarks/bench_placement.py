@@ -31,6 +31,7 @@ from collections import Counter
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, ".collections"))
 
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent  # noqa: E402
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (  # noqa: E402
     USABLE_STATES,
     Candidate,
@@ -92,15 +93,17 @@ def generate(total: int, clusters_per_region: int, workers: int, workloads: int,
         for c in range(clusters_per_region):
             cluster, region = "region-%02d-c%d" % (r, c), "region-%02d" % r
             groups += [
-                GroupRequest(cluster, "control-plane", region, ("control_plane", "etcd"), count=3,
-                             min_cores=32, min_memory_gb=128),
-                GroupRequest(cluster, "workers", region, ("worker",), count=workers, min_cores=32,
-                             min_memory_gb=256, disk_type="nvme"),
-                GroupRequest(cluster, "storage", region, ("worker",), count=3 if workers < 30 else workers // 10,
-                             disk_type="hdd", dedicated="storage"),
+                GroupRequest(cluster, "control-plane", region, ("control_plane", "etcd"),
+                             intent=Intent(count=3, min_cores=32, min_memory_gb=128)),
+                GroupRequest(cluster, "workers", region, ("worker",),
+                             intent=Intent(count=workers, min_cores=32, min_memory_gb=256, disk_type="nvme")),
+                GroupRequest(cluster, "storage", region, ("worker",),
+                             intent=Intent(count=3 if workers < 30 else workers // 10, disk_type="hdd",
+                                           dedicated="storage")),
             ]
             if c == 0:
-                groups.append(GroupRequest(cluster, "gpu", region, ("worker",), count=1, gpus=4, dedicated="gpu"))
+                groups.append(GroupRequest(cluster, "gpu", region, ("worker",),
+                                           intent=Intent(count=1, gpus=4, dedicated="gpu")))
     requests = []
     for i in range(workloads):
         storage = rng.random() < 0.05
@@ -130,7 +133,7 @@ def first_fit_servers(candidates, groups):
     members: dict[str, list[str]] = {}
     failed = 0
     for group in sorted(groups, key=lambda g: g.key):
-        tests = [step[1] for step in hard_filters(group)]  # (label, predicate)
+        tests = [step[1] for step in hard_filters(group.intent)]  # (label, predicate)
         chosen = []
         for server in by_region.get(group.region, []):
             if len(chosen) == group.target:
@@ -212,8 +215,8 @@ def server_metrics(candidates, groups, members):
         for name in names:
             server = candidates[name]
             assigned_cores += server.cores
-            stranded_cores += server.cores - group.min_cores  # held beyond what the intent asked for
-            stranded_gpus += server.gpus - group.gpus
+            stranded_cores += server.cores - group.intent.min_cores  # held beyond what the intent asked for
+            stranded_gpus += server.gpus - group.intent.gpus
     return {
         "spread_mean": mean(spread),
         "spread_worst": max(spread, default=0.0),

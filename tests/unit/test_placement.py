@@ -9,7 +9,7 @@ import os
 import random
 
 import pytest
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import hop_distance, load_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent, hop_distance, load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     Candidate,
     GroupRequest,
@@ -50,7 +50,7 @@ def make_servers(racks=("a01", "a02", "a03", "a04"), per_rack=4, rows=2, region=
 
 
 def group(name="workers", cluster="c1", count=3, roles=("worker",), region="eu", **intent):
-    return GroupRequest(cluster=cluster, group=name, region=region, roles=roles, count=count, **intent)
+    return GroupRequest(cluster=cluster, group=name, region=region, roles=roles, intent=Intent(count=count, **intent))
 
 
 def etcd_group(count=3, cluster="c1", **intent):
@@ -94,7 +94,7 @@ def test_new_group_from_intents_gets_worker_role():
     fleet = load_fleet(EXAMPLE_FLEET)
     groups = model_from_fleet(fleet, [{"cluster": "nyc1-dev", "group": "batch", "count": 1}])[1]
     batch = next(g for g in groups if g.key == "nyc1-dev/batch")
-    assert batch.roles == ("worker",) and batch.count == 1 and batch.pinned == ()
+    assert batch.roles == ("worker",) and batch.intent.count == 1 and batch.pinned == ()
 
 
 # --- server placement -------------------------------------------------------------------

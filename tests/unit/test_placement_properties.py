@@ -19,6 +19,7 @@ import math
 import os
 from collections import Counter
 
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     Candidate,
     GroupRequest,
@@ -79,6 +80,7 @@ def fleets(draw, max_regions=2, states=STATES, labels=LABELS, min_racks=1, min_p
 
 
 def intents():
+    """Intent fields except count; a share of 1 (the fleet's default) puts no cap on the group."""
     return st.fixed_dictionaries({
         "min_cores": st.sampled_from((0, 0, 0, 32, 64)),
         "min_memory_gb": st.sampled_from((0, 0, 0, 256)),
@@ -88,7 +90,7 @@ def intents():
         "gpus": st.sampled_from((0,) * 6 + (4,)),
         "dedicated": st.sampled_from(("",) * 6 + ("gpu", "db")),
         "spread": st.sampled_from(("rack", "row", "datacenter")),
-        "max_share_per_domain": st.sampled_from((None, None, 0.5, 0.34)),
+        "max_share_per_domain": st.sampled_from((1.0, 1.0, 0.5, 0.34)),
     })
 
 
@@ -104,14 +106,14 @@ def scenarios(draw):
         cluster, region = "c%d" % c, draw(st.sampled_from(regions))
         if draw(st.booleans()):
             groups.append(GroupRequest(cluster, "cp", region, ("control_plane", "etcd"),
-                                       count=draw(st.sampled_from((1, 3, 3, 5)))))
+                                       intent=Intent(count=draw(st.sampled_from((1, 3, 3, 5))))))
         for g in range(draw(st.integers(0, 2))):
             in_region = [n for n in free if servers[n].location.region == region]
             pinned = tuple(draw(st.lists(st.sampled_from(in_region), max_size=2, unique=True))) if in_region else ()
             free = [n for n in free if n not in pinned]
             count = len(pinned) + draw(st.integers(0, 4))
-            groups.append(GroupRequest(cluster, "w%d" % g, region, ("worker",), pinned=pinned, count=count,
-                                       **draw(intents())))
+            groups.append(GroupRequest(cluster, "w%d" % g, region, ("worker",), pinned=pinned,
+                                       intent=Intent(count=count, **draw(intents()))))
     options = PlacementOptions(
         allow_blast_radius=draw(st.booleans()),
         max_share_per_domain=draw(st.sampled_from((0.5, 0.5, 1.0))),
@@ -125,14 +127,15 @@ def scenarios(draw):
 
 def meets(group: GroupRequest, server: Candidate) -> bool:
     """The intent's hard constraints, restated from docs/placement.md."""
-    disks = [size for kind, size in server.disks if not group.disk_type or kind == group.disk_type]
-    if (group.disk_type or group.min_disk_gb) and (not disks or max(disks) < max(group.min_disk_gb, 1)):
+    want = group.intent
+    disks = [size for kind, size in server.disks if not want.disk_type or kind == want.disk_type]
+    if (want.disk_type or want.min_disk_gb) and (not disks or max(disks) < max(want.min_disk_gb, 1)):
         return False
     unreserved = server.workload_label in ("", "general")
-    label_ok = server.workload_label == group.dedicated if group.dedicated else unreserved
+    label_ok = server.workload_label == want.dedicated if want.dedicated else unreserved
     return (server.location.region == group.region and server.state in USABLE and label_ok
-            and server.cores >= group.min_cores and server.memory_gb >= group.min_memory_gb
-            and server.nic_gbps >= group.min_nic_gbps and server.gpus >= group.gpus)
+            and server.cores >= want.min_cores and server.memory_gb >= want.min_memory_gb
+            and server.nic_gbps >= want.min_nic_gbps and server.gpus >= want.gpus)
 
 
 def domain(server: Candidate, level: str) -> tuple:
@@ -174,9 +177,9 @@ def check_server_plan(servers, groups, options, ledger, result):
         if group.has_intent:
             # Never a partial plan: every intent is filled exactly.
             assert len(members) == group.target, (group.key, members)
-        if group.max_share_per_domain is not None and not group.pinned and not ledger.servers:
-            spread = Counter(domain(servers[n], group.spread) for n in members)
-            assert max(spread.values(), default=0) <= cap(group.max_share_per_domain, group.target)
+        if group.has_intent and group.intent.max_share_per_domain < 1 and not group.pinned and not ledger.servers:
+            spread = Counter(domain(servers[n], group.intent.spread) for n in members)
+            assert max(spread.values(), default=0) <= cap(group.intent.max_share_per_domain, group.target)
     if not options.allow_blast_radius:
         for cluster in {g.cluster for g in groups}:
             names = [n for g in groups if g.cluster == cluster for n in result.members[g.key]]
@@ -228,7 +231,7 @@ def test_adding_an_intent_never_moves_existing_placements(scenario, intent, coun
     if not first.ok:
         return
     cluster, region = (groups[0].cluster, groups[0].region) if groups else ("c0", "reg0")
-    extra = GroupRequest(cluster, "added", region, ("worker",), count=count, **intent)
+    extra = GroupRequest(cluster, "added", region, ("worker",), intent=Intent(count=count, **intent))
     second = run(servers, [*groups, extra], options, first.ledger)
     check_server_plan(servers, [*groups, extra], options, first.ledger, second)
     if second.ok:
@@ -243,8 +246,8 @@ def test_adding_an_intent_never_moves_existing_placements(scenario, intent, coun
 def test_unsatisfiable_exactly_when_too_few_servers_pass_the_filters(servers, intent, count, blast):
     """One group alone, no caps in the way: it fails iff fewer servers than ``count`` pass every filter,
     and then the funnel says where the candidates ran out."""
-    intent = dict(intent, max_share_per_domain=None)
-    group = GroupRequest("c1", "w", "reg0", ("worker",), count=count, **intent)
+    intent = dict(intent, max_share_per_domain=1.0)
+    group = GroupRequest("c1", "w", "reg0", ("worker",), intent=Intent(count=count, **intent))
     options = PlacementOptions(allow_blast_radius=True, max_share_per_domain=1.0 if blast else 0.5)
     eligible = [s for s in servers.values() if meets(group, s)]
     result = run(servers, [group], options)
@@ -268,8 +271,8 @@ def test_unsatisfiable_exactly_when_too_few_servers_pass_the_filters(servers, in
 
 @given(fleets(states=USABLE, labels=("",)), st.sampled_from((1, 3, 5)), st.booleans(), intents())
 def test_etcd_members_never_share_a_rack_when_the_fleet_allows(servers, count, allow, intent):
-    intent = dict(intent, dedicated="", max_share_per_domain=None, spread="rack")
-    group = GroupRequest("c1", "cp", "reg0", ("control_plane", "etcd"), count=count, **intent)
+    intent = dict(intent, dedicated="", max_share_per_domain=1.0, spread="rack")
+    group = GroupRequest("c1", "cp", "reg0", ("control_plane", "etcd"), intent=Intent(count=count, **intent))
     eligible = [s for s in servers.values() if meets(group, s)]
     racks = {domain(s, "rack") for s in eligible}
     result = run(servers, [group], PlacementOptions(allow_blast_radius=allow))
@@ -372,10 +375,11 @@ def workload_scenarios(draw):
     groups = []
     for c in range(draw(st.integers(1, 3))):
         region = draw(st.sampled_from(regions))
-        groups.append(GroupRequest("c%d" % c, "workers", region, ("worker",), count=draw(st.integers(2, 6))))
+        groups.append(GroupRequest("c%d" % c, "workers", region, ("worker",),
+                                   intent=Intent(count=draw(st.integers(2, 6)))))
         if draw(st.booleans()):
-            groups.append(GroupRequest("c%d" % c, "db", region, ("worker",), count=draw(st.integers(1, 3)),
-                                       dedicated="db"))
+            groups.append(GroupRequest("c%d" % c, "db", region, ("worker",),
+                                       intent=Intent(count=draw(st.integers(1, 3)), dedicated="db")))
     options = PlacementOptions(allow_blast_radius=draw(st.booleans()), max_share_per_domain=1.0)
     servers_only = run(servers, groups, options)
     workloads = draw(workload_lists(sorted({g.region for g in groups}), sorted({g.cluster for g in groups})))
