@@ -40,23 +40,28 @@ options:
   allocation_file:
     description:
       - Ledger path for the C(file) store; a relative path is relative to this config file.
-      - Default C(<fleet stem>.allocations.json) beside the fleet file.
+      - Default C(allocations.file) of the fleet file, else C(<fleet stem>.allocations.json) beside the fleet file.
     type: str
   allocation_kubeconfig:
     description:
       - Kubeconfig of the management cluster for the C(kubernetes) store.
-      - Without it the pod's service account is used (AWX execution environments), then C(~/.kube/config).
+      - Default C(allocations.kubernetes.kubeconfig) of the fleet file; without either the pod's service account
+        is used (AWX execution environments), then C(~/.kube/config).
     type: path
     env:
       - name: BAREMETAL_K8S_ALLOCATION_KUBECONFIG
   allocation_context:
-    description: Kubeconfig context for the C(kubernetes) store.
+    description: Kubeconfig context for the C(kubernetes) store (default C(allocations.kubernetes.context)).
     type: str
   allocation_namespace:
-    description: Namespace of the ledger ConfigMap (default C(baremetal-k8s)).
+    description:
+      - Namespace of the ledger ConfigMap.
+      - Default C(allocations.kubernetes.namespace) of the fleet file, else C(baremetal-k8s).
     type: str
   allocation_configmap:
-    description: Name of the ledger ConfigMap (default C(baremetal-k8s-allocations)).
+    description:
+      - Name of the ledger ConfigMap.
+      - Default C(allocations.kubernetes.name) of the fleet file, else C(baremetal-k8s-allocations).
     type: str
   live_state:
     description:

@@ -54,22 +54,34 @@ options:
     type: str
     choices: [file, kubernetes]
   allocation_file:
-    description: Ledger path of the C(file) store. Default C(<fleet stem>.allocations.json) beside the fleet file.
+    description:
+      - Ledger path of the C(file) store; a relative path is relative to the fleet file.
+      - Default C(allocations.file) of the fleet file, else C(<fleet stem>.allocations.json) beside the fleet file.
     type: path
   kubeconfig:
     description:
       - Kubeconfig of the management cluster for the C(kubernetes) store.
-      - Without it the pod's service account is used (AWX execution environments), then C(~/.kube/config).
+      - Default C(allocations.kubernetes.kubeconfig) of the fleet file; without either the pod's service account
+        is used (AWX execution environments), then C(~/.kube/config).
     type: path
+    aliases: [allocation_kubeconfig]
   context:
-    description: Kubeconfig context for the C(kubernetes) store.
+    description:
+      - Kubeconfig context for the C(kubernetes) store (default C(allocations.kubernetes.context)).
     type: str
+    aliases: [allocation_context]
   namespace:
-    description: Namespace of the ledger ConfigMap (default C(baremetal-k8s)).
+    description:
+      - Namespace of the ledger ConfigMap.
+      - Default C(allocations.kubernetes.namespace) of the fleet file, else C(baremetal-k8s).
     type: str
+    aliases: [allocation_namespace]
   configmap:
-    description: Name of the ledger ConfigMap (default C(baremetal-k8s-allocations)).
+    description:
+      - Name of the ledger ConfigMap.
+      - Default C(allocations.kubernetes.name) of the fleet file, else C(baremetal-k8s-allocations).
     type: str
+    aliases: [allocation_configmap]
 requirements:
   - netaddr
   - kubernetes (for the C(kubernetes) store)
@@ -83,6 +95,8 @@ attributes:
 notes:
   - Updates are safe against concurrent inventory runs and jobs; the file store locks the ledger, the
     C(kubernetes) store retries on a resourceVersion conflict.
+  - The ledger options accept the inventory plugin's option names (C(allocation_kubeconfig) and so on are
+    aliases), so the ledger settings of a plugin config can be copied as they are (docs/ipam.md).
 """
 
 EXAMPLES = r"""
@@ -246,10 +260,10 @@ def main():
             force=dict(type="bool", default=False),
             allocation_store=dict(type="str", choices=["file", "kubernetes"]),
             allocation_file=dict(type="path"),
-            kubeconfig=dict(type="path"),
-            context=dict(type="str"),
-            namespace=dict(type="str"),
-            configmap=dict(type="str"),
+            kubeconfig=dict(type="path", aliases=["allocation_kubeconfig"]),
+            context=dict(type="str", aliases=["allocation_context"]),
+            namespace=dict(type="str", aliases=["allocation_namespace"]),
+            configmap=dict(type="str", aliases=["allocation_configmap"]),
         ),
         required_if=[("state", "released", ("server",))],
         supports_check_mode=True,

@@ -88,6 +88,19 @@ def test_force_release_and_bad_input(tmp_path, fleet_file):
     assert "Traceback" not in json.dumps(broken)
 
 
+def test_ledger_options_relative_file_and_inventory_plugin_names(tmp_path, fleet_file):
+    """A relative allocation_file is relative to the fleet file (not the working directory), and the ledger
+    options take the inventory plugin's names as aliases."""
+    result = module(fleet_file, allocation_file="custom.allocations.json")
+    assert result["changed"] is True and result["store"] == str(tmp_path / "custom.allocations.json")
+    assert (tmp_path / "custom.allocations.json").exists()
+    missing = str(tmp_path / "no-such.kubeconfig")
+    aliased = module(fleet_file, allocation_store="kubernetes", allocation_kubeconfig=missing,
+                     allocation_context="mgmt", allocation_namespace="ns", allocation_configmap="cm")
+    assert aliased.get("failed") is True
+    assert aliased["msg"].startswith(missing + ": ") and "cannot load the kubeconfig" in aliased["msg"]
+
+
 def test_release_blocker_core():
     from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet
 
