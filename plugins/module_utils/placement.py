@@ -387,7 +387,9 @@ ETCD_SIZES = (1, 3, 5, 7)
 INTENT_CHOICES = {"disk_type": ("nvme", "ssd", "hdd"), "spread": LEVELS[:3],
                   "roles": ("control_plane", "etcd", "worker", "load_balancer")}
 # Counts and minimums (count, min_cores, ...): the intent fields whose default is a whole number.
-WHOLE_NUMBER_FIELDS = tuple(f.name for f in dataclasses.fields(Intent) if type(f.default) is int)
+WHOLE_NUMBER_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Intent) if isinstance(f.default, int) and not isinstance(f.default, bool)
+)
 
 
 def check_intent_values(intent: dict, where: str) -> None:
