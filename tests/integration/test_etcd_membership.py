@@ -29,33 +29,25 @@ from controlplane import ensure_binaries
 from etcd_cluster import EtcdCluster, EtcdPki
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
+from fleet_samples import BIN, ansible_env  # noqa: E402
+
+# The json callback gives each task's result; the venv's Python runs the modules.
+ANSIBLE_ENV = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+               "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "ANSIBLE_LOCALHOST_WARNING": "0"}
 TIMEOUT = 2.0  # seconds per request: what a frozen member costs
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def ansible_env() -> dict:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-    )
-    return env
-
-
 def run_module(module: str, args: dict, check: bool = False) -> dict:
     """Run baremetal.k8s.MODULE through `ansible localhost -m`; the task's result."""
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-i", "localhost,",
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,",
            "-c", "local", "-m", "baremetal.k8s." + module, "-a", json.dumps(args)]
     if check:
         cmd += ["--check", "--diff"]
-    proc = subprocess.run(cmd, env=ansible_env(), capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(cmd, env=ansible_env(**ANSIBLE_ENV), capture_output=True, text=True, timeout=120, check=False)
     try:
         return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError):
@@ -272,3 +264,52 @@ def test_bad_connection_options_are_clear_errors(etcd3, tmp_path):
     # The modules' own argument checks.
     both = run_module("etcd_member", {**base, **auth, "name": "etcd-0", "peer_url": "https://127.0.0.1:1"})
     assert both["failed"] and "mutually exclusive" in both["msg"]
+
+
+PLAYBOOK = """
+- name: Take a control plane out of etcd, as a reset playbook does
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Read etcd
+      baremetal.k8s.etcd_info:
+        endpoints: {endpoints}
+        ca_cert: {ca_cert}
+        client_cert: {client_cert}
+        client_key: {client_key}
+        timeout: {timeout}
+      register: etcd
+
+    - name: Stop unless the cluster has quorum
+      ansible.builtin.assert:
+        that: etcd.has_quorum
+        fail_msg: "{{{{ etcd.remove_reason }}}}"
+
+    - name: Remove the member (refused if quorum would be lost)
+      baremetal.k8s.etcd_member:
+        name: {name}
+        state: absent
+        endpoints: {endpoints}
+        ca_cert: {ca_cert}
+        client_cert: {client_cert}
+        client_key: {client_key}
+        timeout: {timeout}
+"""
+
+
+def test_playbook_removes_once_then_changes_nothing(etcd3, tmp_path):
+    """ansible-playbook, as the reset playbook will run it: first run changed=1, second changed=0."""
+    frozen = freeze_leader(etcd3)
+    playbook = tmp_path / "remove.yml"
+    playbook.write_text(PLAYBOOK.format(name=frozen, timeout=TIMEOUT, endpoints=json.dumps(etcd3.endpoints),
+                                        **etcd3.pki.auth))
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           str(playbook)]
+    stats = []
+    for _run in range(2):
+        proc = subprocess.run(cmd, env=ansible_env(**ANSIBLE_ENV), capture_output=True, text=True, timeout=180,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        stats.append(json.loads(proc.stdout)["stats"]["localhost"])
+    assert stats[0]["changed"] == 1 and stats[1]["changed"] == 0, stats
+    assert frozen not in etcd3.member_names() and len(etcd3.member_names()) == 2
