@@ -9,15 +9,21 @@ Tests share it in file order (test_01_..., test_02_...): host preparation first,
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = os.path.join(REPO, "lab", "lab.py")
+BUILD = os.path.join(REPO, "tools", "artifacts", "build_artifacts.py")
+sys.path.insert(0, os.path.join(REPO, "lab"))
+import lab as lab_tool  # noqa: E402
+
 LAB_NAME = os.environ.get("BMK8S_E2E_LAB", "e2e")
 HOSTS = 5  # lab.py's fleet: hosts 1-3 control plane + etcd, 4-5 workers + load balancers
 RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
@@ -61,6 +67,21 @@ class Lab:
         return subprocess.run(["docker", "exec", host, "sh", "-c", script], capture_output=True, text=True,
                               check=False)
 
+    def kubectl(self, host: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """kubectl with the admin kubeconfig of a control plane (it talks to the API through the VIP)."""
+        result = self.sh(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf " + " ".join(args))
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def etcd_members(self, host: str) -> list[str]:
+        """Names of the etcd members, as etcdctl in the etcd static pod of a control plane lists them."""
+        result = self.kubectl(host, "-n kube-system exec etcd-%s --" % host,
+                              "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt",
+                              "--cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key",
+                              "member list -w json")
+        return [member.get("name", "") for member in json.loads(result.stdout)["members"]]
+
 
 @pytest.fixture(scope="session")
 def lab():
@@ -68,3 +89,21 @@ def lab():
     yield Lab(LAB_NAME, os.path.join(REPO, ".lab", LAB_NAME, "inventory"))
     if os.environ.get("BMK8S_E2E_KEEP") != "1":
         subprocess.run([sys.executable, LAB, "down", "--name", LAB_NAME], check=False)
+
+
+@pytest.fixture(scope="session")
+def artifacts(lab):
+    """The artifact set, built (or reused from the cache) and served over HTTP on the lab network."""
+    out = subprocess.run([sys.executable, BUILD], check=True, capture_output=True, text=True).stdout.split()[-1]
+    with lab_tool.serve_directory(lab.name, out) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def first_run(lab, artifacts):
+    """site.yml's first run on the lab (test_02 checks the cluster it makes; later files use it)."""
+    os.environ["BMK8S_ARTIFACTS"] = artifacts
+    started = time.monotonic()
+    run = lab.playbook("site.yml")
+    print("site.yml first run: %.0f s" % (time.monotonic() - started))
+    return run

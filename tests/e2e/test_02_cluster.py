@@ -22,38 +22,9 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
-sys.path.insert(0, os.path.join(REPO, "lab"))
 from fleet_samples import unwrap  # noqa: E402
 
-import lab as lab_tool  # noqa: E402
-
-BUILD = os.path.join(REPO, "tools", "artifacts", "build_artifacts.py")
-
 pytestmark = [pytest.mark.lab]
-
-
-def kubectl(lab, host, *args, check=True):
-    result = lab.sh(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf " + " ".join(args))
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-@pytest.fixture(scope="module")
-def artifacts(lab):
-    """The artifact set, built (or reused from the cache) and served over HTTP on the lab network."""
-    out = subprocess.run([sys.executable, BUILD], check=True, capture_output=True, text=True).stdout.split()[-1]
-    with lab_tool.serve_directory(lab.name, out) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def first_run(lab, artifacts):
-    os.environ["BMK8S_ARTIFACTS"] = artifacts
-    started = time.monotonic()
-    run = lab.playbook("site.yml")
-    print("site.yml first run: %.0f s" % (time.monotonic() - started))
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +36,7 @@ def inventory(lab):
 
 @pytest.fixture(scope="module")
 def nodes(lab, first_run):
-    return json.loads(kubectl(lab, lab.hosts()[0], "get nodes -o json").stdout)["items"]
+    return json.loads(lab.kubectl(lab.hosts()[0], "get nodes -o json").stdout)["items"]
 
 
 def test_site_converges(lab, first_run):
@@ -83,14 +54,7 @@ def test_all_nodes_ready(lab, nodes):
 
 
 def test_three_etcd_members(lab, first_run):
-    first = lab.hosts()[0]
-    result = kubectl(lab, first, "-n kube-system exec etcd-%s --" % first,
-                     "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt",
-                     "--cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key",
-                     "member list -w json")
-    members = json.loads(result.stdout)["members"]
-    assert sorted(m["name"] for m in members) == lab.hosts()[:3]
-    assert not any(m.get("isLearner") for m in members)
+    assert sorted(lab.etcd_members(lab.hosts()[0])) == lab.hosts()[:3]
 
 
 def test_pod_prefixes_agree_everywhere(lab, nodes, inventory):
@@ -162,20 +126,20 @@ def test_pod_reaches_pods_on_both_workers_by_service_name(lab, first_run, artifa
         loaded = lab.sh(worker, "curl -fsS -o /tmp/etcd.tar %s/images/etcd.tar && "
                                 "ctr -n k8s.io images import /tmp/etcd.tar && rm /tmp/etcd.tar" % artifacts)
         assert loaded.returncode == 0, loaded.stderr
-    pods = json.loads(kubectl(lab, first, "-n kube-system get pods -o json").stdout)["items"]
+    pods = json.loads(lab.kubectl(first, "-n kube-system get pods -o json").stdout)["items"]
     etcd_image = next(c["image"] for p in pods for c in p["spec"]["containers"] if c["name"] == "etcd")
     manifest = SERVER % {"etcd": etcd_image, "client_node": first}
     result = lab.sh(first, "cat > /tmp/echo.yaml <<'EOF'\n%s\nEOF\n"
                            "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/echo.yaml" % manifest)
     assert result.returncode == 0, result.stderr
-    kubectl(lab, first, "rollout status deployment/echo --timeout=120s")
-    kubectl(lab, first, "wait --for=condition=Ready pod/client --timeout=120s")
-    pods = json.loads(kubectl(lab, first, "get pods -l app=echo -o json").stdout)["items"]
+    lab.kubectl(first, "rollout status deployment/echo --timeout=120s")
+    lab.kubectl(first, "wait --for=condition=Ready pod/client --timeout=120s")
+    pods = json.loads(lab.kubectl(first, "get pods -l app=echo -o json").stdout)["items"]
     assert sorted(p["spec"]["nodeName"] for p in pods) == lab.hosts()[3:]
     seen = set()
     for _attempt in range(20):
         # A new connection each time: kube-proxy picks a backend at random.
-        out = kubectl(lab, first, "exec client -- etcdctl --endpoints http://echo.default.svc.cluster.local:2379",
+        out = lab.kubectl(first, "exec client -- etcdctl --endpoints http://echo.default.svc.cluster.local:2379",
                       "endpoint status -w json").stdout
         seen.add(json.loads(out)[0]["Status"]["header"]["member_id"])
         if len(seen) == 2:
@@ -191,6 +155,12 @@ def test_second_run_changes_nothing(lab, first_run):
     assert run.changed_hosts() == {}, "a second run changed something"
 
 
+def test_check_mode_on_the_converged_cluster_reports_no_change(lab, first_run):
+    run = lab.playbook("site.yml", "--check")
+    assert run.rc == 0
+    assert run.changed_hosts() == {}, "--check on a converged cluster reports changes"
+
+
 def test_api_survives_a_frozen_control_plane(lab, first_run):
     first, second = lab.hosts()[0], lab.hosts()[1]
     subprocess.run(["docker", "pause", first], check=True)
@@ -198,12 +168,12 @@ def test_api_survives_a_frozen_control_plane(lab, first_run):
         deadline = time.monotonic() + 60
         while True:
             # admin.conf points at the VIP: HAProxy sends us to a live control plane.
-            result = kubectl(lab, second, "--request-timeout=5s create configmap ha-probe-%d" % int(time.time()),
+            result = lab.kubectl(second, "--request-timeout=5s create configmap ha-probe-%d" % int(time.time()),
                              check=False)
             if result.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(2)
         assert result.returncode == 0, result.stderr
-        assert kubectl(lab, second, "get nodes --request-timeout=5s").returncode == 0
+        assert lab.kubectl(second, "get nodes --request-timeout=5s").returncode == 0
     finally:
         subprocess.run(["docker", "unpause", first], check=True)
