@@ -143,11 +143,15 @@ class Pki:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def issue(self, name: str, cn: str, org: str | None = None, server_sans: list[str] | None = None) -> None:
-        """Write NAME.crt/NAME.key signed by the CA (a server cert when SANs are given)."""
+    def issue(self, name: str, cn: str, org: str | None = None, server_sans: list[str] | None = None,
+              client_too: bool = False) -> None:
+        """Write NAME.crt/NAME.key signed by the CA (a server cert when SANs are given; CLIENT_TOO: also a client's,
+        as etcd's peer certificates are)."""
         key = _key()
         now = datetime.datetime.now(datetime.timezone.utc)
-        usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server_sans else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+        usages = [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else []
+        if client_too or not server_sans:
+            usages.append(x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn, org))
@@ -157,7 +161,7 @@ class Pki:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
         if server_sans:
             sans: list[x509.GeneralName] = []

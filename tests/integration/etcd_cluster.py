@@ -17,8 +17,6 @@ Members are stopped the two ways a control plane dies: :meth:`EtcdCluster.freeze
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import os
 import shutil
@@ -32,10 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane import Pki, free_port, tail
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 class EtcdPki(Pki):
@@ -48,35 +42,10 @@ class EtcdPki(Pki):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.issue_etcd("server", "kube-etcd", server=True)
-        self.issue_etcd("peer", "kube-etcd-peer", server=True)
-        self.issue_etcd("healthcheck-client", "kube-etcd-healthcheck-client", server=False)
-
-    def issue_etcd(self, name: str, cn: str, server: bool) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [
-            ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self.ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        )
-        if server:
-            sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self.ca_key, hashes.SHA256())
-        self.path(f"{name}.key").write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
-        self.path(f"{name}.key").chmod(0o600)
-        self.path(f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        loopback = ["127.0.0.1", "localhost"]
+        self.issue("server", "kube-etcd", server_sans=loopback, client_too=True)
+        self.issue("peer", "kube-etcd-peer", server_sans=loopback, client_too=True)
+        self.issue("healthcheck-client", "kube-etcd-healthcheck-client")
 
     @property
     def auth(self) -> dict[str, str]:
