@@ -205,7 +205,7 @@ class Server:
     index: int  # position in servers[], for error paths
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Intent:
     count: int = 0
     min_cores: int = 0
