@@ -140,7 +140,7 @@ def test_pod_reaches_pods_on_both_workers_by_service_name(lab, first_run, artifa
     for _attempt in range(20):
         # A new connection each time: kube-proxy picks a backend at random.
         out = lab.kubectl(first, "exec client -- etcdctl --endpoints http://echo.default.svc.cluster.local:2379",
-                      "endpoint status -w json").stdout
+                          "endpoint status -w json").stdout
         seen.add(json.loads(out)[0]["Status"]["header"]["member_id"])
         if len(seen) == 2:
             break
@@ -169,7 +169,7 @@ def test_api_survives_a_frozen_control_plane(lab, first_run):
         while True:
             # admin.conf points at the VIP: HAProxy sends us to a live control plane.
             result = lab.kubectl(second, "--request-timeout=5s create configmap ha-probe-%d" % int(time.time()),
-                             check=False)
+                                 check=False)
             if result.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(2)
