@@ -75,11 +75,15 @@ class Lab:
         return result
 
     def etcd_members(self, host: str) -> list[str]:
-        """Names of the etcd members, as etcdctl in the etcd static pod of a control plane lists them."""
-        result = self.kubectl(host, "-n kube-system exec etcd-%s --" % host,
-                              "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt",
-                              "--cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key",
-                              "member list -w json")
+        """Names of the etcd members, as etcdctl in the etcd static pod of a control plane lists them.
+
+        Asked through crictl on the host, not `kubectl exec` through the VIP: the answer must not depend
+        on the load balancers (a test may have just stopped a control plane behind them).
+        """
+        result = self.sh(host, "crictl exec $(crictl ps -q --name '^etcd$') etcdctl --endpoints https://127.0.0.1:2379"
+                               " --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt"
+                               " --key /etc/kubernetes/pki/etcd/server.key member list -w json")
+        assert result.returncode == 0, result.stderr
         return [member.get("name", "") for member in json.loads(result.stdout)["members"]]
 
 
