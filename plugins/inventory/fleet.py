@@ -165,6 +165,7 @@ def build_inventory(fleet, ledger, live=None):
             fleet_failure_domain=loc.failure_domain,
             fleet_hardware=server.hardware.as_dict(),
             fleet_labels=server.labels,
+            fleet_protection={"deletion": server.protection.deletion, "reason": server.protection.reason},
             fleet_addresses={
                 "private": server.addresses.private,
                 "private_network": server.addresses.private_network,

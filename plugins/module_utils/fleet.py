@@ -193,6 +193,14 @@ class Addresses:
     public: str | None
 
 
+@dataclass(slots=True, frozen=True)
+class Protection:
+    """Deletion protection: destructive playbooks (reset, remediation) refuse the server while it is on."""
+
+    deletion: bool = False
+    reason: str = ""
+
+
 @dataclass(slots=True)
 class Server:
     name: str
@@ -203,6 +211,7 @@ class Server:
     labels: dict
     connection: dict
     index: int  # position in servers[], for error paths
+    protection: Protection = Protection()
 
 
 @dataclass(slots=True, frozen=True)
@@ -579,7 +588,9 @@ class _Parser:
 
     # -- servers
 
-    SERVER_FIELDS = frozenset(("name", "state", "hardware", "location", "addresses", "labels", "connection"))
+    SERVER_FIELDS = frozenset(("name", "state", "hardware", "location", "addresses", "labels", "connection",
+                               "protection"))
+    PROTECTION_FIELDS = frozenset(("deletion", "reason"))
     HARDWARE_FIELDS = frozenset(("cores", "memory_gb", "disks", "nics", "gpus"))
     LOCATION_FIELDS = frozenset(("region", "datacenter", "row", "rack"))
     ADDRESS_FIELDS = frozenset(("private", "private_network", "public"))
@@ -615,7 +626,19 @@ class _Parser:
         for key in connection:
             if not key.startswith("ansible_"):
                 self.fail(path + ".connection." + key, "not an Ansible connection variable", "use ansible_* names")
-        return Server(name, state, hardware, location, addresses, labels, connection, index)
+        protection = self.protection(raw.get("protection"), path + ".protection")
+        return Server(name, state, hardware, location, addresses, labels, connection, index, protection)
+
+    def protection(self, raw, path):
+        if raw is None:
+            return Protection()
+        raw = self.mapping(raw, path, self.PROTECTION_FIELDS, ("deletion",))
+        if not isinstance(raw["deletion"], bool):
+            self.fail(path + ".deletion", "deletion must be true or false", "write deletion: true (or false)")
+        reason = raw.get("reason", "")
+        if not isinstance(reason, str):
+            self.fail(path + ".reason", "reason must be a sentence", "quote the reason")
+        return Protection(raw["deletion"], reason)
 
     def hardware(self, raw, path):
         raw = self.mapping(raw, path, self.HARDWARE_FIELDS, ("cores", "memory_gb"))

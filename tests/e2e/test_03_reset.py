@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """L3: a control plane taken out of the cluster keeps etcd consistent, and site.yml joins it again.
 
-On the cluster test_02 brought up (the session's first_run): a reset that would
-leave etcd without quorum is refused before anything changes; a reset of a
+On the cluster test_02 brought up (the session's first_run): a reset of a
+server under deletion protection, and one that would leave etcd without
+quorum, are refused before anything changes; a reset of a
 control plane removes its etcd member and its Node; a second reset changes
 nothing; site.yml then joins it again, changing nothing elsewhere.
 """
@@ -11,6 +12,7 @@ nothing; site.yml then joins it again, changing nothing elsewhere.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -26,6 +28,28 @@ def wait_for_etcd_members(lab, host, expected, timeout=120):
         if members == sorted(expected) or time.monotonic() > deadline:
             return members
         time.sleep(3)
+
+
+def test_reset_of_a_protected_server_is_refused(lab, first_run):
+    fleet_file = os.path.join(lab.inventory, "fleet.yml")
+    with open(fleet_file, encoding="utf-8") as handle:
+        original = handle.read()
+    fleet = json.loads(original)  # lab.py writes the fleet file as JSON (which is YAML)
+    worker = lab.hosts()[3]
+    for server in fleet["servers"]:
+        if server["name"] == worker:
+            server["protection"] = {"deletion": True, "reason": "e2e: holds the only copy"}
+    try:
+        with open(fleet_file, "w", encoding="utf-8") as handle:
+            json.dump(fleet, handle)
+        run = lab.playbook("reset_node.yml", "-e", "reset_nodes=%s" % worker)
+    finally:
+        with open(fleet_file, "w", encoding="utf-8") as handle:
+            handle.write(original)
+    assert run.rc != 0
+    assert "protected from deletion" in run.output and "e2e: holds the only copy" in run.output
+    assert run.changed_hosts() == {}
+    assert lab.sh(worker, "test -f /etc/kubernetes/kubelet.conf").returncode == 0
 
 
 def test_reset_that_would_lose_quorum_is_refused(lab, first_run):

@@ -57,6 +57,15 @@ def test_example_fleet_loads():
     assert fleet.servers["ams1-a03-s02"].hardware.gpu_count == 4
 
 
+def test_deletion_protection():
+    data = small_fleet()
+    data["servers"][0]["protection"] = {"deletion": True, "reason": "holds the only replica"}
+    fleet = parse_fleet(data, SOURCE)
+    first, second = (fleet.servers[s["name"]] for s in data["servers"][:2])
+    assert first.protection.deletion and first.protection.reason == "holds the only replica"
+    assert not second.protection.deletion and second.protection.reason == ""
+
+
 def test_hop_distance_follows_the_topology():
     fleet = load_fleet(EXAMPLE_FLEET)
     assert fleet.hop_distance("ams1-a01-s01", "ams1-a01-s01") == 0
@@ -203,6 +212,12 @@ def test_intent_counts_towards_the_pool():
         (lambda d: d["clusters"][0].update(node_prefix_length=12), "clusters[0].node_prefix_length",
          "does not fit inside pod_cidr"),
         (lambda d: d["regions"].append(d["regions"][0]), "regions[1].name", "duplicate region 'eu'"),
+        (lambda d: d["servers"][0].update(protection={"deletion": "yes"}), "servers[0].protection.deletion",
+         "true or false"),
+        (lambda d: d["servers"][0].update(protection={"reason": "db"}), "servers[0].protection.deletion",
+         "required field is missing"),
+        (lambda d: d["servers"][0].update(protection={"deletion": True, "until": "2027"}),
+         "servers[0].protection.until", "unknown field 'until'"),
     ],
 )  # fmt: skip
 def test_field_errors(mutate, path, words):

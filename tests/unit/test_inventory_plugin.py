@@ -88,6 +88,7 @@ def test_build_inventory_groups_and_hostvars():
     assert host["fleet_hardware"]["gpu_count"] == 4
     assert host["fleet_roles"] == ["worker"] and host["fleet_node_groups"] == ["gpu"]
     assert hosts["ams1-a01-s01"]["ansible_user"] == "root"  # connection settings pass through
+    assert hosts["ams1-a01-s01"]["fleet_protection"] == {"deletion": False, "reason": ""}
     assert "pod_cidr" not in hosts["ams1-a03-s03"]  # a spare serves no cluster
     assert hosts["ams1-a03-s04"]["pod_cidr"] is None  # retired, never allocated
 
