@@ -533,15 +533,15 @@ def _held_back(node, nodes, busy, policy, etcd):
 # --------------------------------------------------------------------------- from the fleet
 
 
-def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), protected=(), cluster=None):
+def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), cluster=None):
     """NodeRecords for the Kubernetes nodes of FLEET (a ``fleet.Fleet``).
 
     ``live``: ``{server: node_state}`` as ``live_state.cluster_live_state``
     returns it (a server missing from it is taken as not registered).
     ``unhealthy_since``: ``{server: time}`` (the Ready condition's
     lastTransitionTime, or when the caller first saw it unhealthy).
-    ``protected``: server names protected against deletion (the fleet format
-    has no such flag yet). ``cluster``: only that cluster's servers.
+    Deletion protection comes from the fleet file (``protection.deletion``).
+    ``cluster``: only that cluster's servers.
     Servers serving no cluster, and load balancers, are skipped.
     """
     since = unhealthy_since or {}
@@ -559,5 +559,5 @@ def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), prote
         records.append(NodeRecord(name=name, cluster=owner.name, roles=roles,
                                   failure_domain=server.location.failure_domain, ready=ready,
                                   unhealthy_since=since.get(name), reasons=reasons, state=server.state,
-                                  protected=name in protected, in_flight=name in in_flight))
+                                  protected=server.protection.deletion, in_flight=name in in_flight))
     return records

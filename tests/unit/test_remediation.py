@@ -368,13 +368,14 @@ def test_from_dicts():
 def test_records_from_fleet():
     data = small_fleet(servers=6)
     data["servers"][5]["state"] = "maintenance"
+    data["servers"][4]["protection"] = {"deletion": True, "reason": "only copy"}
     data["clusters"][0]["node_groups"].append({"name": "lb", "roles": ["load_balancer"], "servers": []})
     fleet = parse_fleet(data, "fleet.yml")
     live = {"s00": {"registered": True, "ready": True, "ready_reason": "KubeletReady"},
             "s01": {"registered": True, "ready": False, "ready_reason": "KubeletNotReady"},
             "s03": {"registered": True, "ready": True, "ready_reason": "KubeletReady"},
             "s05": {"registered": True, "ready": True, "ready_reason": "KubeletReady"}}
-    records = records_from_fleet(fleet, live, unhealthy_since={"s01": NOW - 900}, protected={"s04"},
+    records = records_from_fleet(fleet, live, unhealthy_since={"s01": NOW - 900},
                                  in_flight={"s02"})
     by_name = {r.name: r for r in records}
     assert sorted(by_name) == ["s00", "s01", "s02", "s03", "s04", "s05"]
