@@ -23,11 +23,14 @@ class LiveStateError(FleetError):
 def node_state(node):
     """The facts the inventory keeps about one ``V1Node``."""
     status = node.status
-    ready, reason = None, "NoReadyCondition"
+    ready, reason, since = None, "NoReadyCondition", None
     for condition in (status.conditions if status else None) or []:
         if condition.type == "Ready":
             ready = {"True": True, "False": False}.get(condition.status)  # "Unknown" stays None
             reason = condition.reason or condition.status
+            # When Ready last changed: how long a node has been unhealthy (remediation's grace period).
+            if condition.last_transition_time:
+                since = condition.last_transition_time.isoformat()
     info = status.node_info if status else None
     addresses = (status.addresses if status else None) or []
     return {
@@ -35,6 +38,7 @@ def node_state(node):
         "registered": True,
         "ready": ready,
         "ready_reason": reason,
+        "ready_since": since,
         "cordoned": bool(node.spec and node.spec.unschedulable),
         "kubelet_version": info.kubelet_version if info else None,
         "taints": [
@@ -70,7 +74,7 @@ def match_servers(servers, nodes):
         state = nodes.get(server.name) or by_ip.get(server.addresses.private)
         result[server.name] = state or {"name": None, "registered": False, "ready": None, "cordoned": False,
                                         "kubelet_version": None, "taints": [], "internal_ips": [],
-                                        "ready_reason": "NotRegistered"}  # fmt: skip
+                                        "ready_reason": "NotRegistered", "ready_since": None}  # fmt: skip
     return result
 
 

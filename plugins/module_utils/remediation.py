@@ -538,8 +538,9 @@ def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), clust
 
     ``live``: ``{server: node_state}`` as ``live_state.cluster_live_state``
     returns it (a server missing from it is taken as not registered).
-    ``unhealthy_since``: ``{server: time}`` (the Ready condition's
-    lastTransitionTime, or when the caller first saw it unhealthy).
+    ``unhealthy_since``: ``{server: time}`` when the caller knows better (it
+    first saw the node unhealthy); by default a NotReady node's ``ready_since``
+    (the Ready condition's lastTransitionTime).
     Deletion protection comes from the fleet file (``protection.deletion``).
     ``cluster``: only that cluster's servers.
     Servers serving no cluster, and load balancers, are skipped.
@@ -558,6 +559,7 @@ def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), clust
         reasons = () if ready is True else (state.get("ready_reason") or "NotReady",)
         records.append(NodeRecord(name=name, cluster=owner.name, roles=roles,
                                   failure_domain=server.location.failure_domain, ready=ready,
-                                  unhealthy_since=since.get(name), reasons=reasons, state=server.state,
+                                  unhealthy_since=since.get(name, None if ready else state.get("ready_since")),
+                                  reasons=reasons, state=server.state,
                                   protected=server.protection.deletion, in_flight=name in in_flight))
     return records

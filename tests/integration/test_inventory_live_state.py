@@ -111,12 +111,13 @@ def test_live_state_in_hostvars_and_groups(tmp_path, kubeconfig, k8s_client, nod
     assert hostvars[s[2]]["k8s_node"]["cordoned"] is True
     not_ready = hostvars[s[3]]["k8s_node"]
     assert not_ready["ready"] is False and not_ready["ready_reason"] == "KubeletNotReady"
+    assert not_ready["ready_since"].startswith(str(datetime.datetime.now(datetime.timezone.utc).year))
     assert not_ready["kubelet_version"] == "v1.36.3"
     assert {"key": "example.com/dedicated", "value": "gpu", "effect": "NoSchedule"} in not_ready["taints"]
     assert hostvars[s[4]]["k8s_node"]["name"] == other
     assert hostvars[s[5]]["k8s_node"] == {
         "name": None, "registered": False, "ready": None, "cordoned": False, "kubelet_version": None,
-        "taints": [], "internal_ips": [], "ready_reason": "NotRegistered"}  # fmt: skip
+        "taints": [], "internal_ips": [], "ready_reason": "NotRegistered", "ready_since": None}  # fmt: skip
     # The fleet part is unchanged by live state.
     assert hostvars[s[0]]["pod_cidr"] == "10.200.0.0/24"
 

@@ -10,6 +10,7 @@ The properties check the plan with code written independently of the policy
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 
@@ -388,6 +389,16 @@ def test_records_from_fleet():
     assert names(result.in_progress) == ["s02"] and names(result.refused) == ["s04"]
     # s01 would be allowed by etcd, but s02 (a control plane) is in flight: one at a time.
     assert names(result.deferred) == ["s01"] and "max_concurrent 1 reached" in result.deferred[0].reason
+
+
+def test_records_from_fleet_take_unhealthy_since_from_live_state():
+    fleet = parse_fleet(small_fleet(servers=6), "fleet.yml")
+    since = datetime.datetime.fromtimestamp(NOW - 900, datetime.timezone.utc).isoformat()
+    live = {"s03": {"registered": True, "ready": False, "ready_reason": "KubeletNotReady", "ready_since": since},
+            "s04": {"registered": True, "ready": True, "ready_reason": "KubeletReady", "ready_since": since}}
+    by_name = {r.name: r for r in records_from_fleet(fleet, live)}
+    assert by_name["s03"].unhealthy_since == since and by_name["s04"].unhealthy_since is None
+    assert "s03" in names(plan(list(by_name.values()), Policy(max_unhealthy=6)).remediate)
 
 
 # --------------------------------------------------------------------------- properties
