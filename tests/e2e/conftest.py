@@ -80,8 +80,10 @@ class Lab:
         Asked through crictl on the host, not `kubectl exec` through the VIP: the answer must not depend
         on the load balancers (a test may have just stopped a control plane behind them).
         """
-        # The latest running etcd container: while the kubelet restarts etcd two may be listed.
-        result = self.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$') etcdctl"
+        # The latest running etcd container of kube-system: while the kubelet restarts etcd two may be
+        # listed, and test_02's client pod runs a container named etcd too.
+        result = self.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$'"
+                               " --label io.kubernetes.pod.namespace=kube-system) etcdctl"
                                " --endpoints https://127.0.0.1:2379"
                                " --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt"
                                " --key /etc/kubernetes/pki/etcd/server.key member list -w json")
