@@ -23,8 +23,10 @@ import os
 import tempfile
 import time
 
+from .errors import BaremetalError
 
-class LockTimeout(Exception):
+
+class LockTimeout(BaremetalError):
     """Another process held the lock for longer than the timeout."""
 
 

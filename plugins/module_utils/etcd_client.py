@@ -26,6 +26,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .errors import BaremetalError
 from .etcd_quorum import Member, assess
 
 # Where kubeadm keeps the stacked etcd's CA and the client certificate it uses
@@ -49,7 +50,7 @@ ETCD_ARGUMENT_SPEC = {
 GRPC_NOT_FOUND = 5
 
 
-class EtcdError(Exception):
+class EtcdError(BaremetalError):
     """A request failed; the message names the endpoint and what to check."""
 
     def __init__(self, msg: str, code: int | None = None, http_status: int | None = None):

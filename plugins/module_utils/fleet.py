@@ -25,6 +25,18 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .errors import LocatedError
+from .vocabulary import (
+    DISK_TYPES,
+    ETCD_SIZES,
+    LEDGER_STORES,
+    NETWORK_KINDS,
+    POD_NETWORKS,
+    ROLES,
+    SERVER_STATES,
+    SPREAD_LEVELS,
+)
+
 try:
     import netaddr
 except ImportError:  # parse_fleet() reports it as a FleetError; the import sanity test has no netaddr
@@ -33,18 +45,8 @@ except ImportError:  # parse_fleet() reports it as a FleetError; the import sani
 # --------------------------------------------------------------------------- errors
 
 
-class FleetError(Exception):
-    """A problem in a fleet file (or in data derived from it, e.g. allocations).
-
-    The message always reads ``FILE: PATH: PROBLEM. Fix: FIX``.
-    """
-
-    def __init__(self, file, path, problem, fix):
-        self.file = file
-        self.path = path or "(top level)"
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.file}: {self.path}: {problem}. Fix: {fix}")
+class FleetError(LocatedError):
+    """A problem in a fleet file. The message always reads ``FILE: PATH: PROBLEM. Fix: FIX``."""
 
 
 class FleetValidationError(FleetError):
@@ -68,14 +70,9 @@ class FleetValidationError(FleetError):
 
 # --------------------------------------------------------------------------- constants
 
-STATES = ("spare", "provisioning", "active", "maintenance", "failed", "retired")
-ROLES = ("control_plane", "etcd", "worker", "load_balancer")
-DISK_TYPES = ("nvme", "ssd", "hdd")
-NETWORK_KINDS = ("private", "public")
-POD_NETWORKS = ("routed", "cilium")
-SPREAD_DOMAINS = ("rack", "row", "datacenter")
-STORES = ("file", "kubernetes")
-ETCD_SIZES = (1, 3, 5, 7)
+STATES = SERVER_STATES
+STORES = LEDGER_STORES
+SPREAD_DOMAINS = SPREAD_LEVELS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")

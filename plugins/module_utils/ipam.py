@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import socket
 
-from .fleet import FleetError, netaddr  # netaddr is None when missing: parse_fleet() already said so
+from .errors import LocatedError
+from .fleet import netaddr  # netaddr is None when missing: parse_fleet() already said so
 
 LEDGER_VERSION = 1
 
 
-class AllocationError(FleetError):
+class AllocationError(LocatedError):
     """A pool is exhausted, or the ledger disagrees with the fleet."""
 
 
-class LedgerError(FleetError):
+class LedgerError(LocatedError):
     """The ledger itself is malformed."""
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from .errors import BaremetalError
+
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 ARCHES = ("amd64", "arm64")
@@ -56,7 +58,7 @@ _DIRS = {"binary": "bin", "image": "images", "cni": "cni"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ArtifactError(ValueError):
+class ArtifactError(BaremetalError, ValueError):
     """The request or the manifest does not fit; the message says what to change."""
 
 

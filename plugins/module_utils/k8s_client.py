@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import BaremetalError
+
 try:
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
@@ -62,8 +64,8 @@ def module_argument_spec() -> dict:
     return spec
 
 
-class K8sClientError(Exception):
-    pass
+class K8sClientError(BaremetalError):
+    """No usable Kubernetes client configuration (the message says which option to set)."""
 
 
 def _in_pod() -> bool:

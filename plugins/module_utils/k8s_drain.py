@@ -23,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
+from .errors import BaremetalError
+
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 ON_TIMEOUT_CHOICES = ("fail", "force_delete")
@@ -32,7 +34,7 @@ MAX_ROUNDS = 3  # evict/wait rounds: the first list, then pods that slipped in w
 EVICT, SKIP, REFUSE, WAIT = "evict", "skip", "refuse", "wait"
 
 
-class DrainError(Exception):
+class DrainError(BaremetalError):
     """The drain could not finish; ``result`` holds the partial result (per-pod outcomes, blockers)."""
 
     def __init__(self, msg: str, result: dict | None = None):

@@ -13,10 +13,10 @@ under another hostname).
 
 from __future__ import annotations
 
-from .fleet import FleetError
+from .errors import LocatedError
 
 
-class LiveStateError(FleetError):
+class LiveStateError(LocatedError):
     """The API server could not be read."""
 
 

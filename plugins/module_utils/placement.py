@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent
 
 LEVELS = ("rack", "row", "datacenter", "region")
@@ -53,7 +54,7 @@ NODE_LABELS = {
 }
 
 
-class PlacementError(Exception):
+class PlacementError(BaremetalError):
     """The input cannot be planned (bad option, unknown cluster, bad ledger)."""
 
 

@@ -42,14 +42,12 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from .errors import BaremetalError
 from .etcd_quorum import Member, check_remove, find_member
+from .vocabulary import COUNTED_STATES, FAILURE_DOMAIN_LEVELS, NODE_ROLES, REMEDIABLE_STATES
 
-ROLES = ("control_plane", "etcd", "worker")  # the Kubernetes roles; load balancers are not nodes
-DOMAIN_LEVELS = ("region", "datacenter", "row", "rack")  # a failure domain path, large to small
-REMEDIABLE_STATES = ("active",)
-# Lifecycle states whose nodes count as the cluster's nodes for max_unhealthy: a node down for
-# maintenance or failed is capacity already lost. spare/provisioning/retired nodes are not in service.
-COUNTED_STATES = ("active", "maintenance", "failed")
+ROLES = NODE_ROLES
+DOMAIN_LEVELS = tuple(reversed(FAILURE_DOMAIN_LEVELS))  # a failure domain path, large to small
 STATE_REFUSALS = {
     "maintenance": "it is in maintenance (someone is working on it); set state: active to let it be remediated",
     "failed": "it is marked failed (broken hardware): reprovisioning it would not help, placement replaces it "
@@ -61,14 +59,12 @@ STATE_REFUSALS = {
 PERCENT_RE = re.compile(r"^(\d{1,3})%$")
 
 
-class RemediationError(ValueError):
+class RemediationError(BaremetalError, ValueError):
     """Bad input to the policy. The message reads ``FIELD: PROBLEM. Fix: FIX``."""
 
     def __init__(self, field_path, problem, fix):
         self.field = field_path
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{field_path}: {problem}. Fix: {fix}")
+        super().__init__(problem, fix, where=field_path)
 
 
 # --------------------------------------------------------------------------- input
