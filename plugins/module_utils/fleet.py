@@ -170,17 +170,42 @@ class Hardware:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True)
 class Location:
+    """Where a server stands. Racks and rows are named uniquely inside their datacenter."""
+
     region: str
     datacenter: str
     row: str
     rack: str
-    tor: str
+    tor: str = ""  # top-of-rack switch; default "<datacenter>-<rack>-tor", as in the fleet file
+
+    def __post_init__(self):
+        if not self.tor:
+            object.__setattr__(self, "tor", f"{self.datacenter}-{self.rack}-tor")
+        # Built once: the placement loops ask for these keys millions of times on big fleets.
+        object.__setattr__(self, "_domains", {
+            "tor": ("tor", self.tor),
+            "rack": ("rack", self.datacenter, self.rack),
+            "row": ("row", self.datacenter, self.row),
+            "datacenter": ("datacenter", self.datacenter),
+            "region": ("region", self.region),
+        })
 
     @property
     def failure_domain(self):
         return f"{self.region}/{self.datacenter}/{self.row}/{self.rack}"
+
+    def domain(self, level):
+        """Key of the failure domain at ``level`` (tor, rack, row, datacenter, region)."""
+        return self._domains[level]
+
+    def describe(self, level):
+        if level in ("rack", "row"):
+            return f"{level} {self.datacenter}/{getattr(self, level)}"
+        if level == "datacenter":
+            return f"datacenter {self.datacenter}"
+        return f"region {self.region}"
 
 
 @dataclass(slots=True)
@@ -229,8 +254,14 @@ class Intent:
 class NodeGroup:
     name: str
     roles: list[str]
-    servers: list[str]
+    servers: list[str]  # named in the fleet file (pinned)
     intent: Intent | None
+    placed: list[str] = field(default_factory=list)  # chosen by placement (its ledger), see place_members()
+
+    @property
+    def members(self):
+        """Every server of the group: the pinned ones, then the placed ones."""
+        return self.servers + self.placed
 
 
 @dataclass(slots=True)
@@ -260,22 +291,22 @@ class Cluster:
     index: int
 
     def members(self):
-        """Server names of every node group, each once, in fleet-file order."""
+        """Server names of every node group (pinned and placed), each once, in fleet-file order."""
         seen = {}
         for group in self.node_groups:
-            for name in group.servers:
+            for name in group.members:
                 seen.setdefault(name, None)
         return list(seen)
 
     def roles_of(self, server_name):
         roles = []
         for group in self.node_groups:
-            if server_name in group.servers:
+            if server_name in group.members:
                 roles.extend(r for r in group.roles if r not in roles)
         return roles
 
     def groups_of(self, server_name):
-        return [g.name for g in self.node_groups if server_name in g.servers]
+        return [g.name for g in self.node_groups if server_name in g.members]
 
 
 @dataclass(slots=True)
@@ -303,6 +334,36 @@ class Fleet:
 
     def hop_distance(self, a, b):
         return hop_distance(self.servers[a], self.servers[b])
+
+
+def place_members(fleet, assignments):
+    """Add the servers placement chose (``{server: (cluster, group)}``, the placement ledger) to their node groups.
+
+    Changes ``fleet`` in place and returns a warning for every assignment that no longer fits the fleet file
+    (unknown server, cluster or group; a server the fleet file already gives a cluster; another region); such
+    an assignment is left out until placement runs again. A placed server is a member like a pinned one: it
+    gets groups, a pod prefix and a WireGuard address.
+    """
+    warnings = []
+    for server_name, (cluster_name, group_name) in sorted(assignments.items()):
+        where = f"placement ledger: {server_name} -> {cluster_name}/{group_name}"
+        server = fleet.servers.get(server_name)
+        cluster = fleet.clusters.get(cluster_name)
+        group = next((g for g in cluster.node_groups if g.name == group_name), None) if cluster else None
+        if server is None:
+            warnings.append(f"{where}: the fleet file has no server {server_name!r}; run placement again")
+        elif group is None:
+            warnings.append(f"{where}: the fleet file has no such node group; run placement again")
+        elif server_name in fleet.server_cluster:
+            other = fleet.server_cluster[server_name]
+            warnings.append(f"{where}: the fleet file already puts it in cluster {other}; that wins")
+        elif server.location.region != cluster.region:
+            warnings.append(f"{where}: the server is in region {server.location.region}, the cluster in "
+                            f"{cluster.region}; run placement again")
+        else:
+            group.placed.append(server_name)
+            fleet.server_cluster[server_name] = cluster_name
+    return warnings
 
 
 def hop_distance(a, b):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent, Location
 
 LEVELS = ("rack", "row", "datacenter", "region")
 # Servers the engine may hand out; active servers not serving any group count as free.
@@ -56,40 +56,6 @@ NODE_LABELS = {
 
 class PlacementError(BaremetalError):
     """The input cannot be planned (bad option, unknown cluster, bad ledger)."""
-
-
-@dataclass(frozen=True)
-class Location:
-    region: str
-    datacenter: str
-    row: str
-    rack: str
-    tor: str = ""  # top-of-rack switch; default "<datacenter>-<rack>-tor" as in the fleet file
-
-    def __post_init__(self):
-        if not self.tor:
-            object.__setattr__(self, "tor", "%s-%s-tor" % (self.datacenter, self.rack))
-        # Built once: the placement loops ask for these keys millions of times on big fleets.
-        object.__setattr__(self, "_domains", {
-            "tor": ("tor", self.tor),
-            "rack": ("rack", self.datacenter, self.rack),
-            "row": ("row", self.datacenter, self.row),
-            "datacenter": ("datacenter", self.datacenter),
-            "region": ("region", self.region),
-        })
-
-    def domain(self, level: str) -> tuple[str, ...]:
-        """Key of the failure domain at ``level`` (racks and rows are unique inside a datacenter)."""
-        return self._domains[level]
-
-    def describe(self, level: str) -> str:
-        if level == "rack":
-            return "rack %s/%s" % (self.datacenter, self.rack)
-        if level == "row":
-            return "row %s/%s" % (self.datacenter, self.row)
-        if level == "datacenter":
-            return "datacenter %s" % self.datacenter
-        return "region %s" % self.region
 
 
 @dataclass(frozen=True)
@@ -303,10 +269,10 @@ INTENT_FIELDS = tuple(f.name for f in dataclasses.fields(Intent))
 
 def candidate_from_server(server) -> Candidate:
     """A ``fleet.Server`` as a Candidate."""
-    hardware, location = server.hardware, server.location
+    hardware = server.hardware
     return Candidate(
         name=server.name,
-        location=Location(location.region, location.datacenter, location.row, location.rack, location.tor),
+        location=server.location,
         state=server.state,
         cores=hardware.cores,
         memory_gb=hardware.memory_gb,
