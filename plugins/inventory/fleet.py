@@ -14,6 +14,9 @@ description:
     C(datacenter_<d>), C(row_<d>_<row>), C(rack_<d>_<rack>), C(state_<state>), C(wireguard_<c>_<network>);
     with live state also C(k8s_ready), C(k8s_not_ready), C(k8s_cordoned), C(k8s_unregistered).
     Characters other than letters, digits and C(_) become C(_)."
+  - Servers given to a node group by placement (the placement ledger) are members like the ones the fleet file
+    names. The cache (O(cache)) is keyed on the config, the fleet file and both ledgers, so it is never stale;
+    live state is read on every run.
   - The config file must end in C(.baremetal.yml) or C(.baremetal.yaml). In an inventory directory the plugin also
     claims fleet files (C(fleet.yml), C(*.fleet.yml)) and ledgers (C(*.allocations.json), C(*.placement.yml))
     without reading them, so
@@ -63,11 +66,19 @@ options:
       - Name of the ledger ConfigMap.
       - Default C(allocations.kubernetes.name) of the fleet file, else C(baremetal-k8s-allocations).
     type: str
+  placement_file:
+    description:
+      - Placement ledger path for the C(file) store (written by the C(baremetal.k8s.placement) module); a relative
+        path is relative to this config file. The servers it assigns become members of their node groups.
+      - Default C(<fleet stem>.placement.yml) beside the fleet file. With the C(kubernetes) store the ledger is
+        the ConfigMap named after O(allocation_configmap) (C(baremetal-k8s-placement) by default).
+    type: str
   live_state:
     description:
       - Kubeconfig per cluster name. For each listed cluster the plugin reads the Node objects and adds
         C(k8s_node) (ready, cordoned, kubelet_version, taints) to the members' hostvars and the C(k8s_*) groups.
-      - An unreachable cluster is a warning, not an error; its members join C(k8s_unreachable).
+      - An unreachable cluster, or a kubeconfig that cannot be loaded, is a warning, not an error; its members
+        join C(k8s_unreachable).
     type: dict
     default: {}
   live_state_timeout:
@@ -111,131 +122,23 @@ import re
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam, live_state
-from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store import (
-    kubernetes_core_api,
+from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet, place_members
+from ansible_collections.baremetal.k8s.plugins.module_utils.inventory import build_inventory, with_live_state
+from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
+    ALLOCATIONS,
+    LEDGERS,
+    PLACEMENT,
+    open_store,
     store_for_fleet,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
 
 CONFIG_RE = re.compile(r"\.baremetal\.ya?ml$")
 # Data files that live beside the config: claimed (and ignored) so other plugins leave them alone.
 DATA_RE = re.compile(
     r"(^fleet\.(ya?ml|json)$|\.fleet\.(ya?ml|json)$|\.(allocations|placement)\.(json|ya?ml)(\.lock)?$)"
 )
-UNSAFE = re.compile(r"[^A-Za-z0-9_]")
-CACHE_FORMAT = 1
-
-
-def group_name(*parts):
-    return UNSAFE.sub("_", "_".join(parts))
-
-
-def build_inventory(fleet, ledger, live=None):
-    """The whole inventory as plain data (what the cache stores).
-
-    ``{"hosts": {name: hostvars}, "groups": {group: {"hosts": [...], "children": [...], "vars": {...}}}}``
-    """
-    groups = {}
-
-    def group(name, parent=None):
-        """The group ``name`` (created on first use), made a child of ``parent`` when given."""
-        entry = groups.get(name)
-        if entry is None:
-            entry = groups[name] = {"hosts": [], "children": [], "vars": {}}
-        if parent is not None:
-            children = group(parent)["children"]
-            if name not in children:
-                children.append(name)
-        return entry
-
-    hosts = {}
-    for server in fleet.servers.values():
-        loc = server.location
-        hostvars = {"ansible_host": server.addresses.private}
-        hostvars.update(server.connection)
-        hostvars.update(
-            fleet_state=server.state,
-            fleet_location={
-                "region": loc.region,
-                "datacenter": loc.datacenter,
-                "row": loc.row,
-                "rack": loc.rack,
-                "tor": loc.tor,
-            },
-            fleet_failure_domain=loc.failure_domain,
-            fleet_hardware=server.hardware.as_dict(),
-            fleet_labels=server.labels,
-            fleet_protection={"deletion": server.protection.deletion, "reason": server.protection.reason},
-            fleet_addresses={
-                "private": server.addresses.private,
-                "private_network": server.addresses.private_network,
-                "public": server.addresses.public,
-            },
-        )
-        hosts[server.name] = hostvars
-        rack = group_name("rack", loc.datacenter, loc.rack)
-        if rack not in groups:  # first server of this rack: link region > datacenter > row > rack once
-            row = group_name("row", loc.datacenter, loc.row)
-            group(group_name("datacenter", loc.datacenter), group_name("region", loc.region))
-            group(row, group_name("datacenter", loc.datacenter))
-            group(rack, row)
-        groups[rack]["hosts"].append(server.name)
-        group(group_name("state", server.state))["hosts"].append(server.name)
-
-    for cluster in fleet.clusters.values():
-        _add_cluster(fleet, cluster, ledger, hosts, group)
-
-    for states in (live or {}).values():
-        for server_name, state in states.items():
-            hosts[server_name]["k8s_node"] = state
-            for name in live_state.live_groups(state) if state is not None else ["k8s_unreachable"]:
-                group(name)["hosts"].append(server_name)
-    return {"hosts": hosts, "groups": groups}
-
-
-def _add_cluster(fleet, cluster, ledger, hosts, group):
-    cgroup = group_name("cluster", cluster.name)
-    group(cgroup)["vars"]["k8s_cluster"] = {
-        "name": cluster.name,
-        "region": cluster.region,
-        "kubernetes_version": cluster.kubernetes_version,
-        "api_vip": cluster.api.vip,
-        "api_port": cluster.api.port,
-        "api_endpoint": f"[{cluster.api.vip}]:{cluster.api.port}" if ":" in cluster.api.vip else
-                        f"{cluster.api.vip}:{cluster.api.port}",
-        "pod_cidr": cluster.pod_cidr,
-        "node_prefix_length": cluster.node_prefix_length,
-        "service_cidr": cluster.service_cidr,
-        "wireguard_cidr": cluster.wireguard.cidr,
-        "wireguard_port": cluster.wireguard.port,
-        "pod_network": cluster.pod_network,
-    }  # fmt: skip
-    for ng in cluster.node_groups:
-        ng_group = group(group_name("node_group", cluster.name, ng.name), cgroup)
-        ng_group["vars"]["fleet_node_group_roles"] = list(ng.roles)
-        for role in ng.roles:
-            group(group_name("cluster", cluster.name, role), cgroup)
-            group(group_name("cluster", cluster.name, role), group_name("role", role))
-        for name in ng.servers:
-            ng_group["hosts"].append(name)
-            for role in ng.roles:
-                members = group(group_name("cluster", cluster.name, role))["hosts"]
-                if name not in members:
-                    members.append(name)
-    for name in cluster.members():
-        hostvars = hosts[name]
-        hostvars["fleet_cluster"] = cluster.name
-        hostvars["fleet_node_groups"] = cluster.groups_of(name)
-        hostvars["fleet_roles"] = cluster.roles_of(name)
-        alloc = ipam.lookup(ledger, cluster.name, name)
-        hostvars["pod_cidr"] = alloc.get("pod_cidr")
-        hostvars["wireguard_address"] = alloc.get("wireguard_address")
-        hostvars["wireguard_port"] = cluster.wireguard.port
-    # One peer table per private network: every host of that network sees the same endpoints.
-    for network, table in ipam.mesh_views(fleet, cluster, ledger).items():
-        wg_group = group(group_name("wireguard", cluster.name, network or "no_private_network"), cgroup)
-        wg_group["vars"]["wireguard_peers"] = table
-        wg_group["hosts"].extend(s for s in table if fleet.servers[s].addresses.private_network == network)
+CACHE_FORMAT = 2
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -260,7 +163,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return
         self._read_config_data(path)
         self._config_dir = os.path.dirname(os.path.abspath(path))
-        data = self._cached(path, self._path_option("fleet_file"), cache)
+        try:
+            data, servers = self._cached(path, self._path_option("fleet_file"), cache)
+            data = with_live_state(data, self._live_state(servers))
+        except BaremetalError as exc:
+            raise AnsibleParserError(str(exc)) from None
         self._populate(data)
 
     def _path_option(self, name):
@@ -270,59 +177,85 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """A path, relative to the config file (not to the current directory)."""
         return os.path.join(self._config_dir, os.path.expanduser(value)) if value else None
 
+    def _store_overrides(self, ledger):
+        return {
+            "kind": self.get_option("allocation_store"),
+            "file": self._path_option("allocation_file" if ledger is ALLOCATIONS else "placement_file"),
+            "kubeconfig": self.get_option("allocation_kubeconfig"),
+            "context": self.get_option("allocation_context"),
+            "namespace": self.get_option("allocation_namespace"),
+            "name": self.get_option("allocation_configmap"),
+        }
+
+    # -- the cache: keyed on everything the static inventory depends on
+
     def _cached(self, path, fleet_file, cache):
-        """The inventory data, from the cache when allowed and still matching the fleet file."""
+        """(inventory data, {cluster: [[member, private address], ...]}), from the cache while nothing it
+        depends on changed: the config, the fleet file and both ledgers."""
         use_cache = self.get_option("cache")
         key = self.get_cache_key(path)
-        stamp = _file_stamp(fleet_file)
         if use_cache and cache:
             try:
                 cached = self._cache[key]
             except KeyError:
                 cached = None
-            if isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT and cached.get("stamp") == stamp:
-                return cached["data"]
-        data = self._compute(fleet_file)
+            if (isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT
+                    and cached.get("stamp") == self._stamp(path, fleet_file, cached.get("stores"))):
+                return cached["data"], cached["live_servers"]
+        data, stores, live_servers = self._compute(fleet_file)
         if use_cache:
-            self._cache[key] = {"format": CACHE_FORMAT, "stamp": stamp, "data": data}
-        return data
+            self._cache[key] = {"format": CACHE_FORMAT, "stamp": self._stamp(path, fleet_file, stores),
+                                "stores": stores, "data": data, "live_servers": live_servers}
+        return data, live_servers
+
+    def _stamp(self, path, fleet_file, stores):
+        """What the cached data was computed from; stores are rebuilt from their saved settings (no fleet parse)."""
+        if not isinstance(stores, dict) or set(stores) != set(LEDGERS):
+            return None
+        stamp = {"config": _file_stamp(path), "fleet": _file_stamp(fleet_file)}
+        for name, settings in stores.items():
+            stamp[name] = open_store(fleet_file=fleet_file, ledger=LEDGERS[name], **settings).stamp()
+        return stamp
 
     def _compute(self, fleet_file):
-        try:
-            fleet = load_fleet(fleet_file)
-            store = store_for_fleet(
-                fleet,
-                {
-                    "kind": self.get_option("allocation_store"),
-                    "file": self._path_option("allocation_file"),
-                    "kubeconfig": self.get_option("allocation_kubeconfig"),
-                    "context": self.get_option("allocation_context"),
-                    "namespace": self.get_option("allocation_namespace"),
-                    "name": self.get_option("allocation_configmap"),
-                },
-            )
-            ledger = store.update(lambda led: ipam.allocate(fleet, led, store.description))
-        except FleetError as exc:
-            raise AnsibleParserError(str(exc)) from None
-        return build_inventory(fleet, ledger, self._live_state(fleet))
+        fleet = load_fleet(fleet_file)
+        stores = {}
+        for kind in (PLACEMENT, ALLOCATIONS):
+            stores[kind.name] = store_for_fleet(fleet, self._store_overrides(kind), ledger=kind)
+        placement = stores["placement"].read()
+        assignments = {name: (entry.get("cluster"), entry.get("group"))
+                       for name, entry in (placement.get("servers") or {}).items() if isinstance(entry, dict)}
+        for warning in place_members(fleet, assignments):
+            self.display.warning(f"baremetal.k8s.fleet: {warning}")
+        ledger = stores["allocations"].update(lambda led: ipam.allocate(fleet, led, stores["allocations"].description))
+        settings = {name: store.settings for name, store in stores.items()}
+        # What live state needs, so a cached run need not parse the fleet file.
+        live_servers = {
+            name: [[s, fleet.servers[s].addresses.private] for s in cluster.members()]
+            for name, cluster in fleet.clusters.items()
+        }
+        return build_inventory(fleet, ledger), settings, live_servers
 
-    def _live_state(self, fleet):
+    # -- live state: read on every run
+
+    def _live_state(self, servers):
+        from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_client import core_v1
+
         result = {}
         for cluster_name, kubeconfig in (self.get_option("live_state") or {}).items():
-            cluster = fleet.clusters.get(cluster_name)
-            if cluster is None:
+            if cluster_name not in servers:
                 raise AnsibleParserError(
-                    f"live_state: unknown cluster {cluster_name!r}; use one of: {', '.join(fleet.clusters)}"
+                    f"live_state: unknown cluster {cluster_name!r}; use one of: {', '.join(servers)}"
                 )
-            servers = [fleet.servers[n] for n in cluster.members()]
+            members = [live_state.ServerRef(name, address) for name, address in servers[cluster_name]]
             try:
-                api = kubernetes_core_api(self._path_option_value(kubeconfig))
+                api = core_v1(self._path_option_value(kubeconfig))
                 result[cluster_name] = live_state.cluster_live_state(
-                    api, servers, self.get_option("live_state_timeout")
+                    api, members, self.get_option("live_state_timeout")
                 )
-            except FleetError as exc:
+            except BaremetalError as exc:
                 self.display.warning(f"baremetal.k8s.fleet: live state of {cluster_name} unavailable: {exc}")
-                result[cluster_name] = {s.name: None for s in servers}
+                result[cluster_name] = {s.name: None for s in members}
         return result
 
     def _populate(self, data):

@@ -4,7 +4,7 @@
 """Stable IP allocation: a pod prefix and a WireGuard address per node.
 
 The allocator works on a *ledger*, a plain dict that a store
-(allocation_store.py) persists::
+(ledger_store.py) persists::
 
     {"version": 1,
      "clusters": {"<cluster>": {"nodes": {"<server>": {"pod_cidr": "10.200.3.0/24",
@@ -24,10 +24,12 @@ pool), which keeps 10,000 nodes well under the time budget.
 
 from __future__ import annotations
 
+import copy
 import socket
 
 from .errors import LocatedError
 from .fleet import netaddr  # netaddr is None when missing: parse_fleet() already said so
+from .ledger_store import ALLOCATIONS, LedgerError
 
 LEDGER_VERSION = 1
 
@@ -36,12 +38,8 @@ class AllocationError(LocatedError):
     """A pool is exhausted, or the ledger disagrees with the fleet."""
 
 
-class LedgerError(LocatedError):
-    """The ledger itself is malformed."""
-
-
 def empty_ledger():
-    return {"version": LEDGER_VERSION, "clusters": {}}
+    return copy.deepcopy(ALLOCATIONS.empty)
 
 
 # --------------------------------------------------------------------------- address helpers

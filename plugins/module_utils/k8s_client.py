@@ -108,7 +108,13 @@ def api_client(
     except (k8s_config.ConfigException, OSError) as exc:
         raise K8sClientError(
             f"cannot load Kubernetes client configuration: {exc} (set kubeconfig, host or in_cluster)"
-        ) from exc
+        ) from None
+    except Exception as exc:  # a kubeconfig that is not YAML, or not a mapping: any parser error
+        raise K8sClientError(
+            f"cannot load Kubernetes client configuration: {kubeconfig or default_kubeconfig} is not a kubeconfig "
+            f"({type(exc).__name__}: {exc})",
+            "point kubeconfig at a kubeconfig file (YAML with clusters, users and contexts)",
+        ) from None
     if host:
         cfg.host = host
     if api_key:
@@ -139,3 +145,17 @@ def client_from_params(params: dict, pool_size: int = 16):
         client_cert=params.get("client_cert"),
         client_key=params.get("client_key"),
     )
+
+
+def core_v1(kubeconfig=None, context=None, **options):
+    """A CoreV1Api over api_client() (the ledger store and the inventory's live state use it)."""
+    return k8s.CoreV1Api(api_client(kubeconfig, context, **options))
+
+
+def api_error_text(exc):
+    """A short sentence for an API or transport error (never urllib3's retry dump)."""
+    status = getattr(exc, "status", None)
+    if status:
+        return f"the API server answered {status} {getattr(exc, 'reason', '') or ''}".strip()
+    reason = getattr(exc, "reason", None) or exc  # urllib3's MaxRetryError carries the root cause in .reason
+    return f"cannot reach the API server ({type(reason).__name__}: {str(reason).split(': ', 1)[-1][:200]})"

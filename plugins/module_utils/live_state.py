@@ -13,6 +13,8 @@ under another hostname).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .errors import LocatedError
 
 
@@ -66,12 +68,19 @@ def read_nodes(core_v1, timeout=10):
     return {n.metadata.name: node_state(n) for n in nodes}
 
 
+class ServerRef(NamedTuple):
+    """A fleet server as live state matches it: by Node name, else by its private address."""
+
+    name: str
+    address: str
+
+
 def match_servers(servers, nodes):
-    """``{server name: node_state}`` for each fleet server; unregistered ones get a stub."""
+    """``{server name: node_state}`` for each ``ServerRef``; unregistered ones get a stub."""
     by_ip = {ip: state for state in nodes.values() for ip in state["internal_ips"]}
     result = {}
     for server in servers:
-        state = nodes.get(server.name) or by_ip.get(server.addresses.private)
+        state = nodes.get(server.name) or by_ip.get(server.address)
         result[server.name] = state or {"name": None, "registered": False, "ready": None, "cordoned": False,
                                         "kubelet_version": None, "taints": [], "internal_ips": [],
                                         "ready_reason": "NotRegistered", "ready_since": None}  # fmt: skip

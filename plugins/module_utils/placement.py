@@ -213,21 +213,11 @@ class Ledger:
         }
 
 
-LEDGER_HEADER = "# Placement ledger written by baremetal.k8s.placement; plan changes through intents, not by hand.\n"
-
-
 def dump_ledger(ledger: Ledger) -> str:
-    import yaml
+    """The ledger as its file store writes it (YAML with a header), for diffs and comparisons."""
+    from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import PLACEMENT, encode
 
-    return LEDGER_HEADER + yaml.safe_dump(ledger.to_data(), sort_keys=True, default_flow_style=False)
-
-
-def read_ledger_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
+    return encode(ledger.to_data(), "placement.yml", PLACEMENT)
 
 
 def parse_ledger(text: str, source: str = "ledger") -> Ledger:
@@ -237,28 +227,6 @@ def parse_ledger(text: str, source: str = "ledger") -> Ledger:
         return Ledger.from_data(yaml.safe_load(text) if text else None, source)
     except yaml.YAMLError as exc:
         raise PlacementError("%s: not valid YAML: %s" % (source, exc)) from exc
-
-
-def default_ledger_path(fleet_path: str) -> str:
-    """``fleet.yml`` -> ``fleet.placement.yml`` beside it."""
-    for suffix in (".yml", ".yaml"):
-        if fleet_path.endswith(suffix):
-            return fleet_path[: -len(suffix)] + ".placement.yml"
-    return fleet_path + ".placement.yml"
-
-
-def save_plan(path: str, expected_before: str, new_text: str) -> bool:
-    """Write the ledger under its lock; refuse if another run changed it since it was read."""
-    from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import atomic_write_text, locked
-
-    with locked(path):
-        current = read_ledger_text(path)
-        if current != expected_before:
-            raise PlacementError("%s changed while planning (another run?); run again" % path)
-        if current == new_text:
-            return False
-        atomic_write_text(path, new_text)
-        return True
 
 
 # --- adapters ---------------------------------------------------------------

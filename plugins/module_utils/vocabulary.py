@@ -6,6 +6,10 @@ modules' ``choices`` read them from here (docs/architecture.md)."""
 
 from __future__ import annotations
 
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
 # Lifecycle of a server (docs/fleet-format.md).
 SERVER_STATES = ("spare", "provisioning", "active", "maintenance", "failed", "retired")
 # Servers placement may hand out; active servers serving no group count as free.
@@ -44,4 +48,4 @@ def cluster_group(cluster, *parts):
 
 def group_name(*parts):
     """An inventory group name: the parts joined by ``_``, every character but letters, digits and ``_`` as ``_``."""
-    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in "_".join(parts))
+    return _UNSAFE.sub("_", "_".join(parts))

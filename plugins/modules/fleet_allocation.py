@@ -48,40 +48,13 @@ options:
     description: Release even when the server is still an active member of the cluster.
     type: bool
     default: false
-  allocation_store:
-    description:
-      - Where the ledger lives. Default C(allocations.store) of the fleet file, else C(file).
-    type: str
-    choices: [file, kubernetes]
   allocation_file:
     description:
       - Ledger path of the C(file) store; a relative path is relative to the fleet file.
       - Default C(allocations.file) of the fleet file, else C(<fleet stem>.allocations.json) beside the fleet file.
     type: path
-  kubeconfig:
-    description:
-      - Kubeconfig of the management cluster for the C(kubernetes) store.
-      - Default C(allocations.kubernetes.kubeconfig) of the fleet file; without either the pod's service account
-        is used (AWX execution environments), then C(~/.kube/config).
-    type: path
-    aliases: [allocation_kubeconfig]
-  context:
-    description:
-      - Kubeconfig context for the C(kubernetes) store (default C(allocations.kubernetes.context)).
-    type: str
-    aliases: [allocation_context]
-  namespace:
-    description:
-      - Namespace of the ledger ConfigMap.
-      - Default C(allocations.kubernetes.namespace) of the fleet file, else C(baremetal-k8s).
-    type: str
-    aliases: [allocation_namespace]
-  configmap:
-    description:
-      - Name of the ledger ConfigMap.
-      - Default C(allocations.kubernetes.name) of the fleet file, else C(baremetal-k8s-allocations).
-    type: str
-    aliases: [allocation_configmap]
+extends_documentation_fragment:
+  - baremetal.k8s.ledger_store
 requirements:
   - netaddr
   - kubernetes (for the C(kubernetes) store)
@@ -95,8 +68,6 @@ attributes:
 notes:
   - Updates are safe against concurrent inventory runs and jobs; the file store locks the ledger, the
     C(kubernetes) store retries on a resourceVersion conflict.
-  - The ledger options accept the inventory plugin's option names (C(allocation_kubeconfig) and so on are
-    aliases), so the ledger settings of a plugin config can be copied as they are (docs/ipam.md).
 """
 
 EXAMPLES = r"""
@@ -158,8 +129,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 try:
     from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
-    from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store import store_for_fleet
+    from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
     from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
+    from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
+        STORE_ARGUMENT_SPEC,
+        store_for_fleet,
+        store_overrides,
+    )
 
     IMPORT_ERROR = None
 except ImportError as exc:  # a broken installation of the collection
@@ -187,17 +163,7 @@ def _difference(before, after):
 def run(module):
     params = module.params
     fleet = load_fleet(params["fleet_file"])
-    store = store_for_fleet(
-        fleet,
-        {
-            "kind": params["allocation_store"],
-            "file": params["allocation_file"],
-            "kubeconfig": params["kubeconfig"],
-            "context": params["context"],
-            "namespace": params["namespace"],
-            "name": params["configmap"],
-        },
-    )
+    store = store_for_fleet(fleet, store_overrides(params, file=params["allocation_file"]))
     server, cluster = params["server"], params["cluster"]
     if params["state"] == "released":
         if not server:
@@ -247,6 +213,10 @@ def run(module):
         result["added"] = new
     else:
         result["released"] = {name: entries[server] for name, entries in old.items()}
+        if not old:
+            where = f"cluster {cluster}" if cluster else "any cluster"
+            known = "" if server in fleet.servers else " and the fleet file has no such server (a typo?)"
+            module.warn(f"{server} holds no allocation in {where} of {store.description}{known}: nothing released")
     return result
 
 
@@ -258,12 +228,8 @@ def main():
             server=dict(type="str"),
             cluster=dict(type="str"),
             force=dict(type="bool", default=False),
-            allocation_store=dict(type="str", choices=["file", "kubernetes"]),
             allocation_file=dict(type="path"),
-            kubeconfig=dict(type="path", aliases=["allocation_kubeconfig"]),
-            context=dict(type="str", aliases=["allocation_context"]),
-            namespace=dict(type="str", aliases=["allocation_namespace"]),
-            configmap=dict(type="str", aliases=["allocation_configmap"]),
+            **STORE_ARGUMENT_SPEC,
         ),
         required_if=[("state", "released", ("server",))],
         supports_check_mode=True,
@@ -272,7 +238,7 @@ def main():
         module.fail_json(msg="cannot import the collection's module_utils: %s" % IMPORT_ERROR)
     try:
         result = run(module)
-    except FleetError as exc:
+    except BaremetalError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

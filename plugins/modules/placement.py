@@ -25,14 +25,19 @@ description:
     O(rebalance=true). Every decision is explained; an unsatisfiable intent fails the task with the
     constraint that failed and how many candidates were left after each filter. Nothing is written
     when any part of the plan fails.
-  - Assignments are kept in a ledger file (default C(<fleet>.placement.yml) beside the fleet file),
-    written atomically under a lock. See docs/placement.md.
+  - Assignments are kept in the placement ledger, in the same store as the allocation ledger (the fleet
+    file's C(allocations:) section): a file (default C(<fleet>.placement.yml) beside the fleet file) written
+    atomically under a lock, or a ConfigMap in the management cluster (AWX). The inventory plugin reads it:
+    placed servers become members of their node groups. See docs/placement.md.
   - Runs on the controller (use it with C(delegate_to=localhost) or on a localhost play).
 author:
   - baremetal.k8s maintainers (@baremetal)
+extends_documentation_fragment:
+  - baremetal.k8s.ledger_store
 requirements:
   - netaddr (read by the fleet model)
   - PyYAML
+  - kubernetes (for the C(kubernetes) store)
 options:
   fleet:
     description: Path of the fleet file (docs/fleet-format.md).
@@ -40,8 +45,9 @@ options:
     required: true
   ledger:
     description:
-      - Path of the placement ledger.
-      - Default is the fleet file's name with C(.placement.yml) instead of C(.yml).
+      - Path of the placement ledger for the C(file) store; a relative path is relative to the fleet file.
+      - Default is the fleet file's name with C(.placement.yml) instead of C(.yml), beside it.
+      - With O(allocation_store=kubernetes) the ledger is a ConfigMap instead (see O(configmap)).
     type: path
   intents:
     description:
@@ -263,23 +269,28 @@ drift:
   elements: str
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import LockTimeout
+from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
+    Ledger,
     PlacementError,
     PlacementOptions,
-    default_ledger_path,
     dump_ledger,
     model_from_fleet,
-    parse_ledger,
     plan_placement,
-    read_ledger_text,
-    save_plan,
     workload_request,
 )
 
 try:
-    from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import FleetError, load_fleet
+    from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
+    from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
+        PLACEMENT,
+        STORE_ARGUMENT_SPEC,
+        store_for_fleet,
+        store_overrides,
+    )
 
     IMPORT_ERROR = None
 except ImportError as exc:  # netaddr missing on the controller
@@ -315,6 +326,42 @@ WORKLOAD_OPTIONS = dict(
 )
 
 
+class Planner:
+    """The plan for one ledger state, computed once per state: the file store asks twice (before and under its
+    lock), the ConfigMap store again after a conflict."""
+
+    def __init__(self, candidates, groups, options, workloads):
+        self.args = (candidates, groups)
+        self.options = options
+        self.workloads = workloads
+        self.results = {}
+
+    def plan(self, data):
+        key = json.dumps(data, sort_keys=True)
+        if key not in self.results:
+            ledger = Ledger.from_data(data)
+            self.results[key] = (ledger, plan_placement(*self.args, ledger, self.options, self.workloads))
+        return self.results[key]
+
+    def mutate(self, data):
+        """The store's update callback: replace the ledger with the plan's."""
+        before, result = self.plan(data)
+        if not result.ok:
+            refusal = "\n".join(result.failures)
+            raise PlacementError("placement refused (the ledger changed while planning):\n" + refusal)
+        after = result.ledger.to_data()
+        if after == before.to_data():
+            return False
+        data.clear()
+        data.update(after)
+        return True
+
+
+def _text(ledger):
+    """The ledger as its file holds it, for the diff; an empty ledger is no file at all."""
+    return dump_ledger(ledger) if ledger != Ledger() else ""
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -329,21 +376,22 @@ def main():
             replace=dict(type="list", elements="str", default=[]),
             reserved_cores=dict(type="float", default=2.0),
             reserved_memory_gb=dict(type="float", default=8.0),
+            **STORE_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
     if IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib("netaddr"), exception=str(IMPORT_ERROR))
     params = module.params
-    ledger_path = params["ledger"] or default_ledger_path(params["fleet"])
+    where = params["ledger"] or params["fleet"]
     try:
         fleet = load_fleet(params["fleet"])
+        store = store_for_fleet(fleet, store_overrides(params, file=params["ledger"]), ledger=PLACEMENT)
+        where = store.description
         candidates, groups = model_from_fleet(fleet, params["intents"])
         workloads = None
         if params["workloads"] is not None:
             workloads = [workload_request(w, i) for i, w in enumerate(params["workloads"])]
-        before = read_ledger_text(ledger_path)
-        ledger = parse_ledger(before, ledger_path)
         options = PlacementOptions(
             rebalance=params["rebalance"],
             allow_blast_radius=params["allow_blast_radius"],
@@ -353,11 +401,10 @@ def main():
             reserved_cores=params["reserved_cores"],
             reserved_memory_gb=params["reserved_memory_gb"],
         )
-        result = plan_placement(candidates, groups, ledger, options, workloads)
-    except (FleetError, PlacementError) as exc:
-        module.fail_json(msg=str(exc), ledger=ledger_path)
-    except OSError as exc:  # e.g. an unreadable ledger
-        module.fail_json(msg="%s: %s" % (exc.filename or ledger_path, exc.strerror or exc), ledger=ledger_path)
+        planner = Planner(candidates, groups, options, workloads)
+        before, result = planner.plan(store.read())
+    except BaremetalError as exc:
+        module.fail_json(msg=str(exc), ledger=where)
 
     explanations = {"groups": result.groups, "workloads": result.workloads}
     for warning in result.warnings:
@@ -368,20 +415,19 @@ def main():
             failures=result.failures,
             explanations=explanations,
             drift=result.drift,
-            ledger=ledger_path,
+            ledger=where,
         )
 
-    after = dump_ledger(result.ledger)
-    empty = not (result.ledger.servers or result.ledger.workloads or result.ledger.history)
-    changed = after != before and not (empty and not before)  # nothing to record: no ledger file
+    changed = result.ledger.to_data() != before.to_data()
     if changed and not module.check_mode:
         try:
-            save_plan(ledger_path, before, after)
-        except (PlacementError, LockTimeout, OSError) as exc:
-            module.fail_json(msg=str(exc), ledger=ledger_path)
+            store.update(planner.mutate)
+        except BaremetalError as exc:
+            module.fail_json(msg=str(exc), ledger=where)
+    before_text, after_text = _text(before), _text(result.ledger)
     module.exit_json(
         changed=changed,
-        ledger=ledger_path,
+        ledger=where,
         plan={
             "groups": result.members,
             "workloads": {name: {k: w[k] for k in ("cluster", "group", "nodes")}
@@ -391,8 +437,8 @@ def main():
         explanations=explanations,
         manifests=result.manifests,
         drift=result.drift,
-        diff={"before": before, "after": after if changed else before,
-              "before_header": ledger_path, "after_header": ledger_path},
+        diff={"before": before_text, "after": after_text if changed else before_text,
+              "before_header": where, "after_header": where},
     )
 
 

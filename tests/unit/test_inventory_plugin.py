@@ -11,14 +11,11 @@ import subprocess
 
 import pytest
 import yaml
-from ansible_collections.baremetal.k8s.plugins.inventory.fleet import (
-    DATA_RE,
-    InventoryModule,
-    build_inventory,
-    group_name,
-)
+from ansible_collections.baremetal.k8s.plugins.inventory.fleet import DATA_RE, InventoryModule
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.inventory import build_inventory
+from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import group_name
 from fleet_samples import BIN, EXAMPLE_DIR, EXAMPLE_FLEET, ansible_env, small_fleet, unwrap, write_fleet
 
 
@@ -158,14 +155,22 @@ def test_cli_constructable_and_cacheable(tmp_path):
     assert hosts_of(data, "in_rack_a02") == {"s01", "s04"}
     assert os.listdir(cache), "the cache was not filled"
 
-    # Change the ledger behind the plugin's back: a cache hit still shows the cached value ...
+    # While nothing changes the cache answers: the fleet file is not even parsed (a same-size edit with its
+    # old mtime would be a parse error).
+    fleet_path = inv / "fleet.yml"
+    text, stat = fleet_path.read_text(), fleet_path.stat()
+    fleet_path.write_text(text.replace("version: 1", "version: [", 1))
+    os.utime(fleet_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert listing(inv)["_meta"]["hostvars"]["s01"]["wireguard_address"] == "10.201.0.2"
+    fleet_path.write_text(text)
+    os.utime(fleet_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # A ledger changed behind the plugin's back is seen at once: the cache is keyed on the ledgers too ...
     ledger_path = inv / "fleet.allocations.json"
     ledger = json.loads(ledger_path.read_text())
     ledger["clusters"]["c1"]["nodes"]["s01"]["wireguard_address"] = "10.201.0.99"
     ledger_path.write_text(json.dumps(ledger))
-    assert listing(inv)["_meta"]["hostvars"]["s01"]["wireguard_address"] == "10.201.0.2"
-    # ... --flush-cache recomputes, and so does any change of the fleet file.
-    assert listing(inv, "--flush-cache")["_meta"]["hostvars"]["s01"]["wireguard_address"] == "10.201.0.99"
+    assert listing(inv)["_meta"]["hostvars"]["s01"]["wireguard_address"] == "10.201.0.99"
+    # ... and so is any change of the fleet file.
     ledger["clusters"]["c1"]["nodes"]["s01"]["wireguard_address"] = "10.201.0.98"
     ledger_path.write_text(json.dumps(ledger))
     write_fleet(inv, small_fleet(servers=7))

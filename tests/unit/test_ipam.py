@@ -65,7 +65,7 @@ def test_example_allocation():
 
 def test_the_shipped_example_ledger_is_complete():
     """inventory/example ships its ledger: running the example inventory writes nothing."""
-    from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store import FileStore, default_ledger_path
+    from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import FileStore, default_ledger_path
 
     fleet = load_fleet(EXAMPLE_FLEET)
     ledger = FileStore(default_ledger_path(EXAMPLE_FLEET)).read()

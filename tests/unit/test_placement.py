@@ -10,6 +10,7 @@ import random
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent, hop_distance, load_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import PLACEMENT, FileStore
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     Candidate,
     GroupRequest,
@@ -23,7 +24,6 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     parse_ledger,
     plan_placement,
     replace_server,
-    save_plan,
     workload_request,
 )
 
@@ -377,16 +377,22 @@ def test_workload_request_validation():
 # --- ledger -----------------------------------------------------------------------------
 
 
-def test_ledger_round_trip_and_guarded_save(tmp_path):
+def test_ledger_round_trip_through_the_store(tmp_path):
     ledger = Ledger(servers={"s1": ("c1", "g")}, history={"s2": ["c1/g"]},
                     workloads={"w": {"cluster": "c1", "group": "g", "nodes": ["s1"], "spec": {"replicas": 1}}})
     text = dump_ledger(ledger)
     assert parse_ledger(text) == ledger
-    path = str(tmp_path / "fleet.placement.yml")
-    assert save_plan(path, "", text) is True
-    assert save_plan(path, text, text) is False
-    with pytest.raises(PlacementError, match="changed while planning"):
-        save_plan(path, "", text)
+    # The placement ledger lives in the ledger store like the allocation ledger: same file, same text.
+    store = FileStore(str(tmp_path / "fleet.placement.yml"), kind=PLACEMENT)
+    assert Ledger.from_data(store.read()) == Ledger()
+
+    def write(data):
+        data.update(ledger.to_data())
+        return True
+
+    store.update(write)
+    assert (tmp_path / "fleet.placement.yml").read_text() == text
+    assert Ledger.from_data(store.read()) == ledger
     with pytest.raises(PlacementError, match="not a version 1"):
         parse_ledger("version: 2\n")
 

@@ -15,12 +15,12 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam  # noqa: E402
-from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store import (  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (  # noqa: E402
     CONFIGMAP_KEY,
     KubernetesStore,
     kubernetes_core_api,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet  # noqa: E402
 from fleet_samples import BIN, ansible_env, small_fleet, write_fleet  # noqa: E402
 
 WORKERS, ROUNDS = 4, 4

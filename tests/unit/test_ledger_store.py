@@ -13,7 +13,9 @@ import os
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
-from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store import (
+from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import locked
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet, parse_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     FileStore,
     StoreError,
     default_ledger_path,
@@ -21,8 +23,6 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.allocation_store imp
     open_store,
     store_for_fleet,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import locked
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet, parse_fleet
 from fleet_samples import small_fleet, write_fleet
 
 WORKERS, ROUNDS = 4, 8  # 4 processes, each adding 8 servers one run at a time: 32 allocations
