@@ -1,0 +1,88 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The filter plugins expose the pure functions under their names, and Ansible finds them by FQCN."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+BIN = os.path.dirname(sys.executable)
+FILTER_DIR = os.path.join(REPO, "plugins", "filter")
+# filter name -> (module_utils module, function)
+FILTERS = {
+    "kubeadm_bootstrap_order": ("bootstrap_kubeadm", "bootstrap_order"),
+    "kubeadm_reset_peer": ("bootstrap_kubeadm", "reset_peer"),
+    "kubeadm_join_credentials": ("bootstrap_kubeadm", "join_credentials"),
+    "cgroup_v1": ("bootstrap_host", "cgroup_v1"),
+    "in_container": ("bootstrap_host", "in_container"),
+    "kubelet_resolv_conf": ("bootstrap_host", "kubelet_resolv_conf"),
+    "node_artifacts": ("bootstrap_artifacts", "node_artifacts"),
+    "artifacts_to_fetch": ("bootstrap_artifacts", "artifacts_to_fetch"),
+    "images_to_import": ("bootstrap_artifacts", "images_to_import"),
+    "lb_backends": ("bootstrap_lb", "lb_backends"),
+    "vrrp_priority": ("bootstrap_lb", "vrrp_priority"),
+}
+
+
+def plugin(name):
+    return importlib.import_module("ansible_collections.baremetal.k8s.plugins.filter." + name)
+
+
+def test_every_filter_file_is_listed_here():
+    files = {f[:-3] for f in os.listdir(FILTER_DIR) if f.endswith(".py") and f != "__init__.py"}
+    assert files == set(FILTERS)
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_each_file_exposes_its_one_filter_documented_under_its_name(name):
+    module = plugin(name)
+    assert set(module.FilterModule().filters()) == {name}
+    assert "\nname: %s\n" % name in module.DOCUMENTATION
+    pure_module, function = FILTERS[name]
+    pure = importlib.import_module("ansible_collections.baremetal.k8s.plugins.module_utils." + pure_module)
+    assert callable(getattr(pure, function))
+
+
+def test_the_filters_return_what_the_pure_functions_return():
+    filters = {name: plugin(name).FilterModule().filters()[name] for name in FILTERS}
+    assert filters["kubeadm_bootstrap_order"](["a", "b"], ["b"], ["a", "b"]) == {"first": "b", "joiners": ["a"]}
+    assert filters["kubeadm_reset_peer"](["a", "b"], "a") == "b"
+    assert filters["vrrp_priority"](["a", "b"], "b") == 140
+    assert filters["cgroup_v1"]("auto", "tmpfs") is True
+    assert filters["kubelet_resolv_conf"](["10.0.0.2"], [], "") == {"path": "", "nameservers": []}
+
+
+@pytest.mark.parametrize(("name", "args", "message"), [
+    ("kubeadm_join_credentials", ("no token here",), "kubeadm_join_credentials: .*print-join-command"),
+    ("kubeadm_bootstrap_order", ([], [], []), "kubeadm_bootstrap_order: .*control_plane role"),
+    ("cgroup_v1", ("sometimes", None), "cgroup_v1: .*auto, true or false"),
+    ("vrrp_priority", (["a"], "b"), "vrrp_priority: .*api_lb_peers"),
+])
+def test_errors_become_ansible_filter_errors_naming_the_filter(name, args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        plugin(name).FilterModule().filters()[name](*args)
+
+
+def test_ansible_finds_the_filters_by_fqcn():
+    expression = ("{{ {'order': ['cp-1', 'cp-2'] | baremetal.k8s.kubeadm_bootstrap_order([], ['cp-1', 'cp-2']),"
+                  " 'priority': ['lb-1', 'lb-2'] | baremetal.k8s.vrrp_priority('lb-2')} | to_json }}")
+    proc = subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-m", "ansible.builtin.debug",
+                           "-a", "msg=%s" % expression, "-o"],
+                          env=dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+                                   ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+                                   ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                                   ANSIBLE_LOCALHOST_WARNING="0"),
+                          capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    msg = json.loads(proc.stdout.split("=>", 1)[1])["msg"]
+    if isinstance(msg, str):
+        msg = json.loads(msg)
+    assert msg == {"order": {"first": "cp-1", "joiners": ["cp-2"]}, "priority": 140}
