@@ -134,6 +134,7 @@ def test_overlapping_cidrs_between_clusters():
         cluster("c2", ["s03", "s04", "s05"], pod_cidr="10.200.64.0/18", service_cidr="10.97.0.0/16",
                 wireguard="10.202.0.0/24")
     )  # fmt: skip
+    data["clusters"][1]["api"]["vip"] = "10.10.255.2"  # every cluster has its own VIP
     only_problem(data, "clusters[1].pod_cidr", "10.200.64.0/18 overlaps clusters[0].pod_cidr")
 
 
@@ -152,6 +153,7 @@ def test_server_in_two_clusters():
         cluster("c2", ["s03", "s02", "s04"], pod_cidr="10.210.0.0/16", service_cidr="10.97.0.0/16",
                 wireguard="10.211.0.0/24")
     )  # fmt: skip
+    data["clusters"][1]["api"]["vip"] = "10.10.255.2"  # every cluster has its own VIP
     only_problem(data, "clusters[1].node_groups[0].servers[1]", "already serves cluster c1")
 
 
