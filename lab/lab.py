@@ -363,14 +363,24 @@ def inventory_dir(name):
     return os.path.join(lab_state_dir(name), "inventory")
 
 
+WORKERS = 2  # the lab cluster's worker node group
+
+
 def lab_fleet(name, hosts, subnet):
-    """The fleet file describing the lab: one region, one row, a rack per host."""
+    """The fleet file describing the lab: one region, one row, a rack per host.
+
+    Hosts 1-3 are the control plane (named in the fleet file); the worker group "edge" (hosts 4-5) is
+    declared by intent only, so placement (playbooks/place.yml) chooses its servers; hosts past the fifth are
+    spares that placement can hand out as replacements.
+    """
     network = ipaddress.ip_network(subnet)
     control = hosts[:3] if len(hosts) >= 3 else hosts[:1]
-    rest = hosts[len(control):]
+    workers = hosts[len(control):len(control) + WORKERS]
+    spares = {h["name"] for h in hosts[len(control) + len(workers):]}
     groups = [{"name": "control-plane", "roles": ["control_plane", "etcd"], "servers": [h["name"] for h in control]}]
-    if rest:
-        groups.append({"name": "edge", "roles": ["worker", "load_balancer"], "servers": [h["name"] for h in rest]})
+    if workers:
+        groups.append({"name": "edge", "roles": ["worker", "load_balancer"],
+                       "intent": {"count": len(workers), "min_cores": 2, "spread": "rack"}})
     return {
         "version": 1,
         "regions": [{"name": "lab", "datacenters": [{"name": "lab1", "rows": [{"name": "row-1", "racks": [
@@ -378,7 +388,7 @@ def lab_fleet(name, hosts, subnet):
         "networks": [{"name": name + "-net", "cidr": subnet, "kind": "private"}],
         "servers": [{
             "name": host["name"],
-            "state": "active",
+            "state": "spare" if host["name"] in spares else "active",
             "hardware": {"cores": 2, "memory_gb": 4, "disks": [{"type": "ssd", "size_gb": 40}],
                          "nics": [{"name": "eth0", "speed_gbps": 10}]},
             "location": {"region": "lab", "datacenter": "lab1", "row": "row-1", "rack": host["rack"]},

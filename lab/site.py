@@ -4,8 +4,9 @@
     lab/site.py [--name bmk8s] [ansible-playbook options...]
 
 Brings the lab up (lab.py up), builds the air-gap artifact set from the Go
-modules (tools/artifacts/build_artifacts.py; cached), serves it over HTTP on the
-lab network as an internal mirror would, and runs playbooks/site.yml through
+modules (tools/artifacts/build_artifacts.py; cached), places the worker group
+(declared by intent) with playbooks/place.yml, serves the artifacts over HTTP on
+the lab network as an internal mirror would, and runs playbooks/site.yml through
 the lab's fleet inventory with BMK8S_ARTIFACTS pointing at it.
 """
 
@@ -30,10 +31,18 @@ def main(argv=None):
     lab.up(args.name, 5)
     artifacts = subprocess.run([sys.executable, BUILD_ARTIFACTS], check=True, stdout=subprocess.PIPE,
                                text=True).stdout.split()[-1]
+    inventory = lab.inventory_dir(args.name)
+    # The worker group is declared by intent: placement chooses its servers first.
+    place = ["ansible-playbook", "-i", inventory, os.path.join(lab.REPO, "playbooks", "place.yml"),
+             "-e", "place_fleet=" + os.path.join(inventory, "fleet.yml")]
+    lab.log("+ " + " ".join(place))
+    rc = subprocess.run(place, check=False).returncode
+    if rc:
+        return rc
     with lab.serve_directory(args.name, artifacts) as url:
         env = dict(os.environ, BMK8S_ARTIFACTS=url)
-        command = ["ansible-playbook", "-i", lab.inventory_dir(args.name),
-                   os.path.join(lab.REPO, "playbooks", "site.yml"), *playbook_args]
+        command = ["ansible-playbook", "-i", inventory, os.path.join(lab.REPO, "playbooks", "site.yml"),
+                   *playbook_args]
         lab.log("+ BMK8S_ARTIFACTS=%s %s" % (url, " ".join(command)))
         rc = subprocess.run(command, env=env, check=False).returncode
     lab.log("site: %s in %.0f s" % ("done" if rc == 0 else "FAILED", time.monotonic() - started))

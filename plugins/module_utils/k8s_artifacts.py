@@ -102,6 +102,11 @@ def image_ref(name, tag):
     return "%s/%s:%s" % (REGISTRY, repo, tag)
 
 
+def _tagged(ref):
+    """``registry.k8s.io/pause:3.10.2`` has a tag; ``registry:5000/pause`` (a port, no tag) does not."""
+    return isinstance(ref, str) and ":" in ref.rsplit("/", 1)[-1] and not ref.endswith(":")
+
+
 def check_manifest(manifest, version, arch, pod_network, source="manifest.json"):
     """Validate a manifest against the inventory; returns its artifacts keyed by name.
 
@@ -131,10 +136,14 @@ def check_manifest(manifest, version, arch, pod_network, source="manifest.json")
         where = "%s: artifacts[%d]" % (source, index)
         if not isinstance(entry, dict) or not entry.get("name"):
             raise ArtifactError("%s: needs at least a name" % where)
+        if not isinstance(entry["name"], str):
+            raise ArtifactError("%s: name must be a string, not %s; rebuild the set with "
+                                "tools/artifacts/build_artifacts.py" % (where, type(entry["name"]).__name__))
         if not _SHA256.match(str(entry.get("sha256", ""))):
             raise ArtifactError("%s (%s): sha256 must be 64 lowercase hex digits" % (where, entry["name"]))
-        if entry.get("kind") == "image" and not entry.get("image"):
-            raise ArtifactError("%s (%s): an image archive needs its image reference (image:)" % (where, entry["name"]))
+        if entry.get("kind") == "image" and not _tagged(entry.get("image")):
+            raise ArtifactError("%s (%s): an image archive needs its image reference with a tag (image: "
+                                "registry/name:tag), not %r" % (where, entry["name"], entry.get("image")))
         by_name[entry["name"]] = entry
     missing = [a["name"] for a in required(version, arch, pod_network) if a["name"] not in by_name]
     if missing:

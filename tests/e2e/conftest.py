@@ -24,8 +24,12 @@ BUILD = os.path.join(REPO, "tools", "artifacts", "build_artifacts.py")
 sys.path.insert(0, os.path.join(REPO, "lab"))
 import lab as lab_tool  # noqa: E402
 
+sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
+from fleet_samples import unwrap  # noqa: E402
+
 LAB_NAME = os.environ.get("BMK8S_E2E_LAB", "e2e")
-HOSTS = 5  # lab.py's fleet: hosts 1-3 control plane + etcd, 4-5 workers + load balancers
+HOSTS = 5  # the cluster: lab.py's fleet has hosts 1-3 control plane + etcd, 4-5 workers + load balancers
+SPARES = 1  # host 6: a spare that placement may hand out (its worker group is declared by intent)
 RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
@@ -53,7 +57,21 @@ class Lab:
     inventory: str
 
     def hosts(self) -> list[str]:
+        """The cluster's hosts (the spares are not among them)."""
         return ["%s-node-%d" % (self.name, index) for index in range(1, HOSTS + 1)]
+
+    def spares(self) -> list[str]:
+        return ["%s-node-%d" % (self.name, index) for index in range(HOSTS + 1, HOSTS + SPARES + 1)]
+
+    @property
+    def fleet_file(self) -> str:
+        return os.path.join(self.inventory, "fleet.yml")
+
+    def inventory_list(self) -> dict:
+        """``ansible-inventory --list`` of the lab through the fleet plugin (plain strings)."""
+        result = subprocess.run(["ansible-inventory", "-i", self.inventory, "--list"], cwd=REPO, capture_output=True,
+                                text=True, check=True)
+        return unwrap(json.loads(result.stdout))
 
     def playbook(self, playbook: str, *args: str) -> PlaybookRun:
         """Run a playbook of this repo against the lab through the fleet inventory; output goes to the log too."""
@@ -93,8 +111,12 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab():
-    subprocess.run([sys.executable, LAB, "up", "--name", LAB_NAME, "--hosts", str(HOSTS)], check=True)
-    yield Lab(LAB_NAME, os.path.join(REPO, ".lab", LAB_NAME, "inventory"))
+    """The lab's hosts up, and its worker group placed (playbooks/place.yml writes the placement ledger)."""
+    subprocess.run([sys.executable, LAB, "up", "--name", LAB_NAME, "--hosts", str(HOSTS + SPARES)], check=True)
+    the_lab = Lab(LAB_NAME, os.path.join(REPO, ".lab", LAB_NAME, "inventory"))
+    placed = the_lab.playbook("place.yml", "-e", "place_fleet=" + the_lab.fleet_file)
+    assert placed.rc == 0, "place.yml failed"
+    yield the_lab
     if os.environ.get("BMK8S_E2E_KEEP") != "1":
         subprocess.run([sys.executable, LAB, "down", "--name", LAB_NAME], check=False)
 

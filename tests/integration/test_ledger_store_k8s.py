@@ -21,7 +21,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
     KubernetesStore,
     kubernetes_core_api,
 )
-from fleet_samples import BIN, ansible_env, small_fleet, write_fleet  # noqa: E402
+from fleet_samples import BIN, ansible_env, small_fleet, unwrap, write_fleet  # noqa: E402
 
 WORKERS, ROUNDS = 4, 4
 
@@ -129,3 +129,56 @@ def test_inventory_plugin_with_the_configmap_store(tmp_path, kubeconfig, namespa
     assert proc.returncode == 0 and "CHANGED" in proc.stdout, proc.stdout + proc.stderr
     ledger = stored(kubernetes_core_api(kubeconfig), namespace, "fleet-ledger")[0]
     assert "s05" not in ledger["clusters"]["c1"]["nodes"]
+
+
+def intent_fleet():
+    """c1: three pinned control planes; the worker group declared by intent only (two of s03..s05)."""
+    data = small_fleet(servers=6, members=[], control_planes=0)
+    data["servers"][5]["state"] = "spare"
+    data["clusters"][0]["node_groups"] = [
+        {"name": "control-plane", "roles": ["control_plane", "etcd"], "servers": ["s00", "s01", "s02"]},
+        {"name": "workers", "roles": ["worker"], "intent": {"count": 2}},
+    ]
+    return data
+
+
+def run_module(module, args, env, *extra):
+    cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+           "-e", f"ansible_python_interpreter={sys.executable}", "-m", module, "-a", json.dumps(args), *extra]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_placement_ledger_in_a_configmap_reaches_the_inventory(tmp_path, kubeconfig, namespace):
+    """AWX's path: placement writes its ledger to the management cluster, the inventory (cached) reads it."""
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    data = intent_fleet()
+    data["allocations"] = {"store": "kubernetes", "kubernetes": {"kubeconfig": kubeconfig, "namespace": namespace}}
+    fleet_file = write_fleet(inv, data)
+    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
+        "plugin": "baremetal.k8s.fleet", "cache": True, "cache_plugin": "ansible.builtin.jsonfile",
+        "cache_connection": str(tmp_path / "cache"), "cache_timeout": 3600}))  # fmt: skip
+    env = ansible_env()
+
+    def workers():
+        cmd = [os.path.join(BIN, "ansible-inventory"), "-i", str(inv), "--list"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        listing = unwrap(json.loads(proc.stdout))
+        return sorted(listing.get("cluster_c1_worker", {}).get("hosts", [])), listing["_meta"]["hostvars"]
+
+    assert workers()[0] == []  # nothing placed yet: the intent alone gives no hosts
+    placed = run_module("baremetal.k8s.placement", {"fleet": fleet_file}, env)
+    assert placed.returncode == 0 and "CHANGED" in placed.stdout, placed.stdout + placed.stderr
+    core = kubernetes_core_api(kubeconfig)
+    ledger = stored(core, namespace, "baremetal-k8s-placement")[0]
+    chosen = sorted(ledger["servers"])
+    assert len(chosen) == 2 and all(ledger["servers"][s] == {"cluster": "c1", "group": "workers"} for s in chosen)
+    names, hostvars = workers()  # the cache is stale now: keyed on the ConfigMap's resourceVersion, it recomputes
+    assert names == chosen and all(hostvars[s]["pod_cidr"] for s in chosen)
+    # Recovery's path: replace one placed worker; the spare takes its place in the next inventory.
+    replaced = run_module("baremetal.k8s.placement", {"fleet": fleet_file, "replace": [chosen[0]]}, env)
+    assert replaced.returncode == 0 and "CHANGED" in replaced.stdout, replaced.stdout + replaced.stderr
+    names, hostvars = workers()
+    assert chosen[0] not in names and len(names) == 2 and "fleet_cluster" not in hostvars[chosen[0]]
+    assert sorted(os.listdir(inv)) == ["fleet.baremetal.yml", "fleet.yml"]  # no ledger beside the fleet file

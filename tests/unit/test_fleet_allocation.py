@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
 from fleet_samples import BIN, ansible_env, small_fleet, write_fleet
 
@@ -114,3 +115,29 @@ def test_release_blocker_core():
     ledger = ipam.empty_ledger()
     ipam.allocate(fleet, ledger)
     assert ipam.holders(ledger, "s04") == ["c1"] and ipam.holders(ledger, "s05") == []
+
+
+def test_bad_kubernetes_stores_are_clear_errors_not_tracebacks(tmp_path, fleet_file):
+    """A kubeconfig that is not YAML, one that is a YAML list, and an API server that does not answer."""
+    for name, text in (("garbage.conf", "{{{ not yaml"), ("list.conf", "- a\n- b\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        result = module(fleet_file, allocation_store="kubernetes", kubeconfig=str(path))
+        assert result.get("failed") is True and "Traceback" not in result.get("module_stderr", "")
+        assert result["msg"].startswith(str(path) + ": ") and "is not a kubeconfig" in result["msg"], result
+        assert "Fix:" in result["msg"]
+    dead = tmp_path / "dead.conf"
+    dead.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))  # fmt: skip
+    result = module(fleet_file, allocation_store="kubernetes", kubeconfig=str(dead))
+    assert result.get("failed") is True and "cannot read the ledger: cannot reach the API server" in result["msg"]
+    assert "MaxRetryError" not in result["msg"] and "Fix: check the kubeconfig" in result["msg"], result["msg"]
+
+
+def test_releasing_a_server_that_holds_nothing_says_so(fleet_file):
+    result = module(fleet_file, state="released", server="s99")
+    assert result["changed"] is False and result["released"] == {}
+    assert any("s99 holds no allocation" in w and "no such server" in w for w in result.get("warnings", []))

@@ -202,3 +202,36 @@ def test_cli_unknown_option_value(tmp_path):
     assert proc.returncode != 0
     assert "live_state: unknown cluster 'nope'; use one of: c1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_malformed_live_state_kubeconfig_is_a_warning(tmp_path):
+    """A live-state kubeconfig that is a YAML list: the docs promise a warning, not a failed inventory."""
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    write_fleet(inv, small_fleet())
+    (tmp_path / "list.conf").write_text("- a\n- b\n")
+    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
+        "plugin": "baremetal.k8s.fleet", "live_state": {"c1": str(tmp_path / "list.conf")}}))
+    proc = run_inventory(inv, "--list")
+    assert "live state of c1 unavailable" in proc.stderr and "is not a kubeconfig" in proc.stderr
+    data = unwrap(json.loads(proc.stdout))
+    assert hosts_of(data, "k8s_unreachable") == {"s00", "s01", "s02", "s03", "s04", "s05"}
+
+
+def test_cli_unreachable_kubernetes_store_is_one_clear_sentence(tmp_path):
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    write_fleet(inv, small_fleet())
+    dead = tmp_path / "dead.conf"
+    dead.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))  # fmt: skip
+    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
+        "plugin": "baremetal.k8s.fleet", "allocation_store": "kubernetes", "allocation_kubeconfig": str(dead)}))
+    proc = run_inventory(inv, "--list", env_extra={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}, check=False)
+    assert proc.returncode != 0
+    assert "configmap baremetal-k8s/baremetal-k8s-placement: (top level): cannot read the ledger: cannot reach" \
+           " the API server" in proc.stderr.replace("\n", " ")
+    assert "MaxRetryError" not in proc.stderr and "Traceback" not in proc.stderr

@@ -83,6 +83,20 @@ def test_check_manifest_reports_missing_and_bad_entries():
         ka.check_manifest(data, "1.36.3", "amd64", "routed")
 
 
+@pytest.mark.parametrize(("change", "words"), [
+    ({"image": "registry.k8s.io/pause"}, "needs its image reference with a tag"),
+    ({"image": "registry:5000/pause"}, "needs its image reference with a tag"),  # a port is not a tag
+    ({"image": ["x"]}, "needs its image reference with a tag"),
+    ({"name": ["etcd"]}, "name must be a string, not list"),
+])  # fmt: skip
+def test_check_manifest_refuses_untagged_images_and_odd_names(change, words):
+    data = manifest()
+    index = next(i for i, a in enumerate(data["artifacts"]) if a["kind"] == "image")
+    data["artifacts"][index].update(change)
+    with pytest.raises(ka.ArtifactError, match=words):
+        ka.check_manifest(data, "1.36.3", "amd64", "routed")
+
+
 def test_for_node_gives_workers_no_control_plane_images():
     artifacts = ka.check_manifest(manifest(), "1.36.3", "amd64", "routed")
     worker = {a["name"] for a in ka.for_node(artifacts, ["worker", "load_balancer"])}
