@@ -59,9 +59,10 @@ def label_key_ok(key):
 class Checker:
     """Typed checks of one fleet file; every part of the parser is a Checker sharing ``errors``."""
 
-    def __init__(self, source, errors=None):
+    def __init__(self, source, errors=None, groups=None):
         self.source = source
         self.errors = [] if errors is None else errors
+        self.groups = {} if groups is None else groups  # inventory group name -> (path, what claimed it)
 
     def error(self, path, problem, fix):
         self.errors.append(FleetError(self.source, path, problem, fix))
@@ -69,6 +70,13 @@ class Checker:
     def fail(self, path, problem, fix):
         self.error(path, problem, fix)
         raise Skip()
+
+    def claim_group(self, group, path, what):
+        """Inventory group names replace '-' and '.' by '_': two names that read the same would merge groups."""
+        other = self.groups.setdefault(group, (path, what))
+        if other[0] != path:
+            self.fail(path, f"{what} and {other[1]} ({other[0]}) both give the inventory group {group}",
+                      "rename one of them: names that differ only in '-', '.' and '_' give the same group")
 
     def mapping(self, value, path, allowed, required=()):
         if not isinstance(value, dict):
@@ -116,9 +124,9 @@ class Checker:
     def label_value(self, value, path):
         """A Kubernetes label value: a string (booleans and numbers must be quoted), at most 63 characters."""
         if not isinstance(value, str):
-            shown = str(value).lower() if isinstance(value, bool) else value
-            self.fail(path, f"expected a string, got {type_name(value)} {value!r}",
-                      f'quote it ("{shown}"): Kubernetes label values are strings')
+            written = str(value).lower() if isinstance(value, bool) else shown(value)
+            self.fail(path, f"expected a string, got {type_name(value)} {shown(value)}",
+                      f'quote it ("{written}"): Kubernetes label values are strings')
         if not label_value_ok(value):
             self.fail(path, f"invalid label value {shown(value)}", LABEL_VALUE_FIX + ", or empty")
         return value

@@ -6,10 +6,12 @@ across them (etcd size, pool sizes, no overlapping networks, no shared VIPs, a s
 
 from __future__ import annotations
 
+import bisect
+
 from .fleet_checks import Checker, shown, suggest
 from .fleet_intents import read_intent
 from .fleet_model import NAME_RE, VERSION_RE, Api, Cluster, NodeGroup, WireGuard
-from .vocabulary import ETCD_SIZES, POD_NETWORKS, ROLES
+from .vocabulary import ETCD_SIZES, POD_NETWORKS, ROLES, cluster_group, group_name
 
 # The node prefix length when the fleet file gives none, by IP version.
 DEFAULT_NODE_PREFIX = {4: 24, 6: 64}
@@ -32,7 +34,7 @@ class Clusters(Checker):
     )
 
     def __init__(self, source, errors, topology, servers):
-        super().__init__(source, errors)
+        super().__init__(source, errors, topology.groups)
         self.regions = topology.regions
         self.topology = topology
         self.servers = servers.servers
@@ -49,7 +51,7 @@ class Clusters(Checker):
             self.cluster_spans + self.topology.network_spans(),
             "give every pod, service and WireGuard network and host network its own range",
         )
-        self._check_vips_outside_cluster_networks()
+        self._check_addresses_outside_cluster_networks()
         return self
 
     def cluster(self, raw, path, index):
@@ -58,6 +60,8 @@ class Clusters(Checker):
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if name in self.clusters:
             self.fail(path + ".name", f"duplicate cluster {name!r}", "give every cluster a unique name")
+        for group in (cluster_group(name), *(cluster_group(name, role) for role in ROLES)):
+            self.claim_group(group, path + ".name", f"cluster {name}")
         region = self.string(raw["region"], path + ".region")
         if region not in self.regions:
             self.fail(path + ".region", f"unknown region {shown(region)}", f"use {suggest(self.regions)}")
@@ -128,6 +132,7 @@ class Clusters(Checker):
         if name in self._group_names:
             self.fail(path + ".name", f"duplicate node group {name!r} in cluster {cluster}", "rename it")
         self._group_names.add(name)
+        self.claim_group(group_name("node_group", cluster, name), path + ".name", f"node group {cluster}/{name}")
         roles = self.listof(raw["roles"], path + ".roles", allow_missing=False)
         if not roles:
             self.fail(
@@ -185,14 +190,24 @@ class Clusters(Checker):
             self.error(path, f"API VIP {vip} is already the VIP of cluster {other[0]} ({other[1]})",
                        "give every cluster its own API VIP")
 
-    def _check_vips_outside_cluster_networks(self):
-        # A VIP inside a pod, service or WireGuard network is routed into that network, not to the load
-        # balancers. A few clusters: the plain double loop is fast enough.
-        for (version, value), (_cluster, path) in self.vips.items():
-            for span_version, first, last, span_path, cidr in self.cluster_spans:
-                if span_version == version and first <= value <= last:
-                    self.error(path, f"API VIP is inside {span_path} ({cidr})",
-                               "use an address of the host network the load balancers are on")
+    def _check_addresses_outside_cluster_networks(self):
+        """A server address or API VIP inside a pod, service or WireGuard network is routed into that network."""
+        spans = sorted(self.cluster_spans)
+        starts = [(version, first) for version, first, *_ in spans]
+
+        def cluster_network_of(version, value):
+            # Cluster networks do not overlap (or an error says so): the span starting last before ``value``.
+            pos = bisect.bisect_right(starts, (version, value)) - 1
+            if pos >= 0 and spans[pos][0] == version and spans[pos][2] >= value:
+                return spans[pos]
+            return None
+
+        for addresses, what in ((self.server_addresses, "a server address"), (self.vips, "an API VIP")):
+            for (version, value), (_owner, path) in addresses.items():
+                span = cluster_network_of(version, value)
+                if span is not None:
+                    self.error(path, f"{what} is inside {span[3]} ({span[4]})",
+                               "use an address of a host network, outside every pod, service and WireGuard network")
 
     def _planned(self, group):
         """Nodes a node group will have: its listed servers, or the intent's count."""

@@ -9,14 +9,14 @@ import bisect
 
 from .fleet_checks import Checker
 from .fleet_model import NAME_RE, Datacenter, Network, Rack, Region, Row
-from .vocabulary import NETWORK_KINDS
+from .vocabulary import NETWORK_KINDS, group_name
 
 
 class Topology(Checker):
     """Parses the topology and host networks; the servers and clusters parts look names up here."""
 
     def __init__(self, source, errors):
-        super().__init__(source, errors)
+        super().__init__(source, errors, {})
         self.regions, self.datacenters, self.racks = {}, {}, {}
         self.tors = {}  # ToR switch -> datacenter
         self.networks = {}
@@ -37,6 +37,7 @@ class Topology(Checker):
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if name in self.regions:
             self.fail(path + ".name", f"duplicate region {name!r}", "give every region a unique name")
+        self.claim_group(group_name("region", name), path + ".name", f"region {name}")
         region = self.regions[name] = Region(name, [])
         dcs = self.listof(raw.get("datacenters"), path + ".datacenters")
         region.datacenters = self.each(dcs, path + ".datacenters", lambda r, p, i: self.datacenter(r, p, name))
@@ -47,6 +48,7 @@ class Topology(Checker):
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if name in self.datacenters:
             self.fail(path + ".name", f"duplicate datacenter {name!r}", "datacenter names are unique in the fleet")
+        self.claim_group(group_name("datacenter", name), path + ".name", f"datacenter {name}")
         dc = self.datacenters[name] = Datacenter(name, region, {})
         rows = self.listof(raw.get("rows"), path + ".rows")
         self.each(rows, path + ".rows", lambda r, p, i: self.row(r, p, dc))
@@ -57,6 +59,7 @@ class Topology(Checker):
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if name in dc.rows:
             self.fail(path + ".name", f"duplicate row {name!r} in datacenter {dc.name}", "rename the row")
+        self.claim_group(group_name("row", dc.name, name), path + ".name", f"row {dc.name}/{name}")
         row = dc.rows[name] = Row(name, [])
         racks = self.listof(raw.get("racks"), path + ".racks")
         row.racks = self.each(racks, path + ".racks", lambda r, p, i: self.rack(r, p, dc, name))
@@ -67,6 +70,7 @@ class Topology(Checker):
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if (dc.name, name) in self.racks:
             self.fail(path + ".name", f"duplicate rack {name!r} in datacenter {dc.name}", "rename the rack")
+        self.claim_group(group_name("rack", dc.name, name), path + ".name", f"rack {dc.name}/{name}")
         tor = raw.get("tor")
         tor = f"{dc.name}-{name}-tor" if tor is None else self.string(tor, path + ".tor", NAME_RE)
         other = self.tors.setdefault(tor, dc.name)

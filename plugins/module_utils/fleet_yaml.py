@@ -58,8 +58,10 @@ def _json_object(pairs):
 def _decode_json(text, path):
     try:
         return json.loads(text, object_pairs_hook=_json_object)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise FleetError(path, f"line {exc.lineno}", f"invalid JSON ({exc.msg})", "fix the syntax") from None
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise FleetError(path, None, f"invalid JSON ({exc})", "fix the value the message names") from None
     except RecursionError:
         raise FleetError(path, None, "the JSON nests too deeply", "flatten the document") from None
     except _DuplicateJsonKey as dup:
@@ -70,7 +72,7 @@ def _decode_json(text, path):
             if "written twice" in exc.problem:
                 raise
         raise FleetError(path, None, f"key {dup.key!r} is written twice in one object",
-                         "keep one of them (JSON keeps only the last one)") from None
+                         "keep one of them (a YAML or JSON reader silently keeps only the last one)") from None
 
 
 # --------------------------------------------------------------------------- YAML
@@ -181,7 +183,7 @@ class _Builder:
                 raise FleetError(
                     self.path, f"{_line(line)} and {_line(key_node)}",
                     f"key {key!r} is written twice in one mapping",
-                    "keep one of them (YAML readers silently keep only the last one)",
+                    "keep one of them (a YAML or JSON reader silently keeps only the last one)",
                 )
             value, value_size = self.build(value_node)
             result[key] = value

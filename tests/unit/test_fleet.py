@@ -357,3 +357,264 @@ def test_server_helper_builds_valid_servers():
     data["servers"].append(server(7, state="spare"))
     assert parse_fleet(data, SOURCE).servers["s07"].state == "spare"
     assert clone(data) == data
+
+
+# --------------------------------------------------------------------------- bad input found by new users
+
+import json  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+
+import yaml  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent, intent_from_mapping  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet_yaml import ALIAS_LIMIT  # noqa: E402
+
+
+def load_error(tmp_path, text, name="fleet.yml"):
+    """The FleetError of a fleet file with ``text``; asserts the message shape."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FleetError) as info:
+        load_fleet(str(path))
+    error = info.value
+    assert str(error).startswith(f"{path}: ") and error.fix, str(error)
+    return error
+
+
+def yaml_text(data):
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def test_duplicate_yaml_key_at_the_top_is_an_error(tmp_path):
+    text = yaml_text(small_fleet()) + "clusters: []\n"  # a trailing edit that used to drop every cluster
+    lines = text.splitlines()
+    first = lines.index("clusters:") + 1
+    error = load_error(tmp_path, text)
+    assert error.path == f"line {first} and line {len(lines)}"
+    assert "key 'clusters' is written twice" in error.problem
+    assert "keep one of them" in error.fix
+
+
+def test_duplicate_yaml_key_inside_a_server_is_an_error(tmp_path):
+    text = yaml_text(small_fleet()).replace("  state: active\n", "  state: active\n  state: retired\n", 1)
+    lines = text.splitlines()
+    first = lines.index("  state: active") + 1
+    error = load_error(tmp_path, text)
+    assert error.path == f"line {first} and line {first + 1}"
+    assert "key 'state' is written twice" in error.problem
+
+
+def test_duplicate_json_key_is_an_error(tmp_path):
+    text = json.dumps(small_fleet(), indent=1)[:-2] + ',\n "clusters": []\n}'
+    error = load_error(tmp_path, text, name="fleet.json")
+    written = len(text.splitlines()) - 1  # the line before the closing brace
+    assert re.fullmatch(rf"line \d+ and line {written}", error.path), error.path
+    assert "key 'clusters' is written twice" in error.problem
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    text = """\
+version: 1
+regions: [{name: eu, datacenters: [{name: dc1, rows: [{name: r1, racks: [{name: a01}]}]}]}]
+servers:
+  - &s00
+    name: s00
+    state: spare
+    hardware: {cores: 8, memory_gb: 32}
+    location: {region: eu, datacenter: dc1, row: r1, rack: a01}
+    addresses: {private: 10.0.0.1}
+  - <<: *s00
+    name: s01
+    state: active
+    addresses: {private: 10.0.0.2}
+"""
+    path = tmp_path / "fleet.yml"
+    path.write_text(text, encoding="utf-8")
+    s00, s01 = load_fleet(str(path)).servers.values()
+    assert (s00.state, s01.state) == ("spare", "active")  # a key written beside << overrides, it is no duplicate
+    assert s01.hardware.cores == 8 and s01.addresses.private == "10.0.0.2"
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    text = "version: 1\nanchors:\n" + "".join(f"  {line}\n" for line in levels)
+    text += "servers:\n  - name: s00\n    connection: {ansible_host: *a7}\n"
+    started = time.monotonic()
+    error = load_error(tmp_path, text)
+    assert time.monotonic() - started < 5
+    assert re.fullmatch(r"line \d+", error.path), error.path
+    assert "YAML aliases expand the document to" in error.problem
+    assert f"the limit is {ALIAS_LIMIT:,}" in error.problem
+    assert "fewer nested aliases" in error.fix
+
+
+def test_alias_cycle_is_refused(tmp_path):
+    error = load_error(tmp_path, "version: 1\nservers: &s [*s]\n")
+    assert error.path == "line 2" and "refers to the block it is in" in error.problem
+
+
+def test_many_small_aliases_still_load(tmp_path):
+    data = small_fleet(servers=60, pod_cidr="10.200.0.0/16")
+    hardware = data["servers"][0]["hardware"]
+    for entry in data["servers"]:
+        entry["hardware"] = hardware  # safe_dump writes one anchor and 59 aliases
+    path = write_fleet(tmp_path, data)
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read().count("*id") == 59
+    assert load_fleet(path).servers["s59"].hardware.cores == 32
+
+
+def test_api_vip_shared_by_two_clusters():
+    data = small_fleet(servers=8, members=["s00", "s01", "s02"])
+    data["clusters"].append(
+        cluster("c2", ["s03", "s04", "s05"], pod_cidr="10.210.0.0/16", service_cidr="10.97.0.0/16",
+                wireguard="10.211.0.0/24")
+    )  # fmt: skip
+    _, problem, _ = only_problem(data, "clusters[1].api.vip", "already the VIP of cluster c1")
+    assert "clusters[0].api.vip" in problem
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_api_vip_that_is_a_server_address(kind):
+    data = small_fleet()
+    data["clusters"][0]["api"]["vip"] = data["servers"][2]["addresses"][kind]
+    _, problem, _ = only_problem(data, "clusters[0].api.vip", "is the address of server s02")
+    assert f"servers[2].addresses.{kind}" in problem
+
+
+def test_addresses_inside_cluster_networks():
+    data = small_fleet()
+    data["clusters"][0]["api"]["vip"] = "10.96.0.1"  # the service network
+    only_problem(data, "clusters[0].api.vip", "an API VIP is inside clusters[0].service_cidr")
+    data = small_fleet()
+    data["networks"] = []
+    data["servers"][1]["addresses"]["public"] = "10.200.3.4"  # the pod network
+    only_problem(data, "servers[1].addresses.public", "a server address is inside clusters[0].pod_cidr")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k" * 5000, "k" * 64, "-gpu", "gpu-", "a b", "Example.com/gpu", "x" * 254 + "/gpu", "example.com/", "a/b/c", ""],
+)
+def test_invalid_label_keys(key):
+    data = small_fleet()
+    data["servers"][1]["labels"] = {key: "yes"}
+    path, problem, fix = problems(data)[0]
+    assert path.startswith("servers[1].labels.") and len(path) < 120
+    assert "invalid label key" in problem and len(problem) < 150
+    assert "prefix" in fix
+
+
+@pytest.mark.parametrize("value", ["v" * 64, "-a", "a b", "a/b", "é"])
+def test_invalid_label_values(value):
+    data = small_fleet()
+    data["servers"][1]["labels"] = {"rack-pos": value}
+    only_problem(data, "servers[1].labels.rack-pos", "invalid label value")
+
+
+@pytest.mark.parametrize(("value", "quoted"), [(True, '"true"'), (3, '"3"'), (1.5, '"1.5"')])
+def test_label_values_are_strings(value, quoted):
+    data = small_fleet()
+    data["servers"][1]["labels"] = {"gpu": value}
+    _, _, fix = only_problem(data, "servers[1].labels.gpu", "expected a string")
+    assert quoted in fix
+
+
+def test_valid_labels():
+    data = small_fleet()
+    labels = {"example.com/gpu": "a100", "topology.example.com/zone": "z1", "k" * 63: "v" * 63, "empty": "",
+              "A_b.c-d": "X.y_z-0"}  # fmt: skip
+    data["servers"][1]["labels"] = labels
+    assert parse_fleet(data, SOURCE).servers["s01"].labels == labels
+
+
+def _fits(fix, pod):
+    """Every prefix length the fix suggests fits inside ``pod`` (a /N)."""
+    example = int(re.search(r"e\.g\. (\d+)", fix).group(1))
+    return pod < example <= 32
+
+
+@pytest.mark.parametrize(("pod_cidr", "node_prefix"), [("10.200.0.0/30", 24), ("10.200.0.0/25", None),
+                                                       ("10.200.0.0/16", 12), ("10.200.0.0/31", 31)])
+def test_node_prefix_fix_always_fits(pod_cidr, node_prefix):
+    data = small_fleet(servers=1, members=["s00"], control_planes=1, pod_cidr=pod_cidr)
+    if node_prefix:
+        data["clusters"][0]["node_prefix_length"] = node_prefix
+    _, problem, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit inside pod_cidr")
+    assert ("(the default)" in problem) == (node_prefix is None)
+    assert _fits(fix, int(pod_cidr.split("/")[1])), fix
+
+
+def test_node_prefix_fix_for_a_single_address_pod_cidr():
+    data = small_fleet(servers=1, members=["s00"], control_planes=1, pod_cidr="10.200.0.0/32")
+    _, _, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit")
+    assert fix == "use a larger pod_cidr, such as a /16 with the default /24"
+
+
+def test_exhausted_pool_fixes_name_sizes_that_fit():
+    _, _, fix = only_problem(small_fleet(pod_cidr="10.200.0.0/22"), "clusters[0].pod_cidr", "pool exhausted")
+    assert fix == "use a pod_cidr of /21 or larger or node_prefix_length 25 (each node a smaller prefix)"
+    data = small_fleet(servers=7, wireguard="10.201.0.0/29")
+    _, _, fix = only_problem(data, "clusters[0].wireguard.cidr", "pool exhausted")
+    assert fix == "use a larger wireguard cidr: a /28 or larger"
+
+
+def test_intent_from_mapping_reports_every_problem():
+    with pytest.raises(FleetValidationError) as info:
+        intent_from_mapping({"count": -1, "spread": "planet", "colour": "red", "max_share_per_domain": 2},
+                            "placement", "intents[0]")
+    paths = sorted(e.path for e in info.value.errors)
+    assert paths == ["intents[0].colour", "intents[0].count", "intents[0].max_share_per_domain",
+                     "intents[0].spread"]  # fmt: skip
+    assert all(str(e).startswith("placement: intents[0].") and e.fix for e in info.value.errors)
+    with pytest.raises(FleetValidationError, match="expected a mapping"):
+        intent_from_mapping(["count", 3], "placement", "intents[0]")
+
+
+def test_intent_from_mapping_overrides_a_base():
+    base = Intent(count=3, min_cores=16, spread="row")
+    intent = intent_from_mapping({"count": 5, "disk_type": "ssd"}, "placement", "intents[0]", base=base)
+    assert intent == Intent(count=5, min_cores=16, disk_type="ssd", spread="row")
+    assert intent_from_mapping({}, "x", "y") == Intent()
+
+
+def test_fleet_intents_use_the_same_rules():
+    data = small_fleet()
+    data["clusters"][0]["node_groups"][1]["intent"] = {"count": 3, "gpus": "many", "dedicated": "not ok!"}
+    paths = [p for p, _, _ in problems(data)]
+    assert paths == ["clusters[0].node_groups[1].intent.gpus", "clusters[0].node_groups[1].intent.dedicated"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "words"),
+    [
+        (lambda d: d["servers"][2].update(name="s02\n"), "servers[2].name", "invalid value"),
+        (lambda d: d["clusters"][0].update(kubernetes_version="1.36.3\n"), "clusters[0].kubernetes_version",
+         "invalid version"),
+        (lambda d: d["regions"][0]["datacenters"][0]["rows"][0]["racks"].append({"name": "a.01"}),
+         "regions[0].datacenters[0].rows[0].racks[4].name", "both give the inventory group rack_dc1_a_01"),
+    ],
+)  # fmt: skip
+def test_names_that_break_inventory_groups(mutate, path, words):
+    data = small_fleet()
+    data["regions"][0]["datacenters"][0]["rows"][0]["racks"].append({"name": "a_01"})
+    mutate(data)
+    found = problems(data)
+    assert found[0][0] == path and words in found[0][1], found
+
+
+def test_cluster_names_that_read_as_another_clusters_role_group():
+    data = small_fleet(servers=8, members=["s00", "s01", "s02"])
+    data["clusters"].append(
+        cluster("c1_etcd", ["s03", "s04", "s05"], pod_cidr="10.210.0.0/16", service_cidr="10.97.0.0/16",
+                wireguard="10.211.0.0/24")
+    )  # fmt: skip
+    data["clusters"][1]["api"]["vip"] = "10.10.255.2"
+    _, problem, _ = only_problem(data, "clusters[1].name", "both give the inventory group cluster_c1_etcd")
+    assert "cluster c1 (clusters[0].name)" in problem
+
+
+def test_json_number_too_long_is_a_fleet_error(tmp_path):
+    error = load_error(tmp_path, '{"version": ' + "1" * 5000 + "}", name="fleet.json")
+    assert "invalid JSON" in error.problem
