@@ -25,11 +25,11 @@ from __future__ import annotations
 import re
 
 from .errors import BaremetalError
+from .vocabulary import POD_NETWORKS
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 ARCHES = ("amd64", "arm64")
-POD_NETWORKS = ("routed", "cilium")
 # Kubernetes minors this collection knows how to bootstrap.
 SUPPORTED_MINORS = ("1.36",)
 REGISTRY = "registry.k8s.io"
