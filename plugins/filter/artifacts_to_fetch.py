@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: artifacts_to_fetch
-short_description: The artifacts to fetch again: missing, or installed from another sha256
+short_description: "The artifacts to fetch again: missing, or installed from another sha256"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

@@ -9,12 +9,12 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: cgroup_v1
-short_description: Whether a host runs cgroup v1
+short_description: "Whether a host runs cgroup v1"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)
 description:
-  - C(auto) decides from the type of C(/sys/fs/cgroup) (C(stat -fc %T)): anything but C(cgroup2fs) is cgroup v1.
+  - C(auto) decides from the type of C(/sys/fs/cgroup) (C(stat -fc %T)); anything but C(cgroup2fs) is cgroup v1.
   - C(true) or C(false) wins over what was read.
   - The rule lives in C(plugins/module_utils/bootstrap_host.py) (cgroup_v1), which the unit tests drive.
 positional: cgroup_fstype

@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: images_to_import
-short_description: The image archives to import into containerd
+short_description: "The image archives to import into containerd"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

@@ -9,12 +9,12 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: in_container
-short_description: Whether a host is a container
+short_description: "Whether a host is a container"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)
 description:
-  - C(auto) decides from the exit code of C(systemd-detect-virt --container): 0 is a container.
+  - C(auto) decides from the exit code of C(systemd-detect-virt --container), 0 being a container.
   - C(true) or C(false) wins over what was read.
   - The rule lives in C(plugins/module_utils/bootstrap_host.py) (in_container), which the unit tests drive.
 positional: detect_virt_rc

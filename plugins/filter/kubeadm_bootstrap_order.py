@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: kubeadm_bootstrap_order
-short_description: The control plane that bootstraps a cluster and the ones that join, in order
+short_description: "The control plane that bootstraps a cluster and the ones that join, in order"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

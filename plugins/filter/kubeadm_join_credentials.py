@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: kubeadm_join_credentials
-short_description: Token, CA certificate hash and certificate key from kubeadm's output
+short_description: "Token, CA certificate hash and certificate key from kubeadm's output"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

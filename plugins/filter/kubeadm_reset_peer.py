@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: kubeadm_reset_peer
-short_description: The control plane that does the API and etcd work of resetting a node
+short_description: "The control plane that does the API and etcd work of resetting a node"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

@@ -9,16 +9,16 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: kubelet_resolv_conf
-short_description: The resolv.conf the kubelet gives pods, and the nameservers it holds
+short_description: "The resolv.conf the kubelet gives pods, and the nameservers it holds"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)
 description:
   - When every nameserver of the host is a loopback address other than systemd-resolved's stub C(127.0.0.53)
-    (Docker's embedded DNS), a pod would ask itself and CoreDNS stops with C(Loop detected): the kubelet then gets
+    (Docker's embedded DNS), a pod would ask itself and CoreDNS stops with C(Loop detected); the kubelet then gets
     C(/etc/kubernetes/resolv.conf) with the default gateway as nameserver.
   - Given upstream nameservers always get that file, holding them.
-  - Otherwise the path is empty: the host's resolv.conf is used as it is.
+  - Otherwise the path is empty and the host's resolv.conf is used as it is.
   - The rule lives in C(plugins/module_utils/bootstrap_host.py) (kubelet_resolv_conf), which the unit tests drive.
 positional: upstream_dns, default_route
 options:

@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: lb_backends
-short_description: The API load balancer's backends: each control plane at its private address
+short_description: "The API load balancer's backends: each control plane at its private address"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: node_artifacts
-short_description: The air-gap artifacts one node gets
+short_description: "The air-gap artifacts one node gets"
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

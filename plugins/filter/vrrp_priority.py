@@ -9,7 +9,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 
 DOCUMENTATION = r"""
 name: vrrp_priority
-short_description: keepalived priority of a load balancer: 150 for the first peer, 140 for the second, ...
+short_description: "keepalived priority of a load balancer: 150 for the first peer, 140 for the second, ..."
 version_added: 0.1.0
 author:
   - baremetal.k8s maintainers (@baremetal)

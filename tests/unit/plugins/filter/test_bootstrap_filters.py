@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -45,7 +46,13 @@ def test_every_filter_file_is_listed_here():
 def test_each_file_exposes_its_one_filter_documented_under_its_name(name):
     module = plugin(name)
     assert set(module.FilterModule().filters()) == {name}
-    assert "\nname: %s\n" % name in module.DOCUMENTATION
+    docs = yaml.safe_load(module.DOCUMENTATION)
+    assert docs["name"] == name
+    assert set(docs["options"]) >= {"_input"}
+    assert all(isinstance(line, str) for line in docs["description"])
+    assert all(isinstance(option["description"], str) for option in docs["options"].values())
+    assert yaml.safe_load(module.EXAMPLES)
+    assert "_value" in yaml.safe_load(module.RETURN)
     pure_module, function = FILTERS[name]
     pure = importlib.import_module("ansible_collections.baremetal.k8s.plugins.module_utils." + pure_module)
     assert callable(getattr(pure, function))
