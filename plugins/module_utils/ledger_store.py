@@ -6,7 +6,8 @@
 A *ledger* is a plain dict that the collection remembers between runs:
 
 - ``allocations``: pod prefix and WireGuard address per node (ipam.py);
-- ``placement``: which servers placement gave to which node group, and the tenant workloads (placement.py).
+- ``placement``: which servers placement gave to which node group, and the tenant workloads (placement.py);
+- ``recovery``: the recovery lock and each node's remediation progress (recovery_state.py).
 
 Every store offers the same calls:
 
@@ -78,7 +79,10 @@ PLACEMENT = LedgerKind(
     "placement", ".placement.yml", "baremetal-k8s-placement", {},
     "# Placement ledger written by baremetal.k8s.placement; plan changes through intents, not by hand.\n",
 )
-LEDGERS = {kind.name: kind for kind in (ALLOCATIONS, PLACEMENT)}
+# Recovery state: the recovery lock and each node's progress (recovery_state.py). Never committed: it changes
+# on every recovery run.
+RECOVERY = LedgerKind("recovery", ".recovery.json", "baremetal-k8s-recovery", {"version": 1, "lock": None, "nodes": {}})
+LEDGERS = {kind.name: kind for kind in (ALLOCATIONS, PLACEMENT, RECOVERY)}
 # Kept for callers that knew the allocation ledger only.
 DEFAULT_CONFIGMAP = ALLOCATIONS.configmap
 
