@@ -139,6 +139,8 @@ DATA_RE = re.compile(
     r"(^fleet\.(ya?ml|json)$|\.fleet\.(ya?ml|json)$|\.(allocations|placement)\.(json|ya?ml)(\.lock)?$)"
 )
 CACHE_FORMAT = 2
+# The ledgers the inventory reads (the recovery state is not one of them).
+LEDGERS_READ = (PLACEMENT, ALLOCATIONS)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -210,7 +212,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _stamp(self, path, fleet_file, stores):
         """What the cached data was computed from; stores are rebuilt from their saved settings (no fleet parse)."""
-        if not isinstance(stores, dict) or set(stores) != set(LEDGERS):
+        if not isinstance(stores, dict) or set(stores) != {kind.name for kind in LEDGERS_READ}:
             return None
         stamp = {"config": _file_stamp(path), "fleet": _file_stamp(fleet_file)}
         for name, settings in stores.items():
@@ -220,7 +222,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _compute(self, fleet_file):
         fleet = load_fleet(fleet_file)
         stores = {}
-        for kind in (PLACEMENT, ALLOCATIONS):
+        for kind in LEDGERS_READ:
             stores[kind.name] = store_for_fleet(fleet, self._store_overrides(kind), ledger=kind)
         placement = stores["placement"].read()
         assignments = {name: (entry.get("cluster"), entry.get("group"))
