@@ -16,7 +16,7 @@ from __future__ import annotations
 from .k8s_drain_api import Answer, Evicted, PdbChanged
 from .k8s_drain_model import DrainContext, PodRecord
 from .k8s_drain_pdb import PdbLedger, backoff_delay, blocked_report, format_blocked, pdbs_from_status, pods_to_retry
-from .k8s_drain_pods import selector_matches
+from .k8s_drain_pods import round_robin, selector_matches
 
 
 class Evictor:
@@ -42,15 +42,14 @@ class Evictor:
                 rec.outcome, rec.message = "blocked", "its eviction was not tried before the timeout"
 
     def _evict_until(self, channel, records: list[PodRecord], deadline: float) -> None:
-        waiting = list(records)
-        in_flight: dict[int, list[str]] = {}  # id(record) -> the PDBs the ledger counts that request against
+        waiting = round_robin(records)  # the order of first attempts; retries follow their PDBs
+        in_flight: dict[int, tuple[list[str], int]] = {}  # id(record) -> (PDBs counted against, ledger ticket)
         next_report = self.clock.monotonic() + self.options.report_interval
         while waiting:
             now = self.clock.monotonic()
             if now < deadline:
                 for rec in self._due(waiting, in_flight, now):
-                    in_flight[id(rec)] = list(rec.blocked_by)
-                    self.ledger.sent(rec.blocked_by)
+                    in_flight[id(rec)] = (list(rec.blocked_by), self.ledger.sent(rec.blocked_by))
                     channel.evict(rec, self.options.grace_period)
             elif not in_flight:
                 break
@@ -67,7 +66,8 @@ class Evictor:
                 rec.attempts += 1
                 self._record(rec, event.answer)
                 refused = rec.outcome == "blocked"
-                self.ledger.answered(in_flight.pop(id(rec)), accepted=rec.outcome == "evicted",
+                keys, ticket = in_flight.pop(id(rec))
+                self.ledger.answered(keys, ticket, accepted=rec.outcome == "evicted",
                                      refused_by=rec.blocked_by if refused else [])
                 if refused:
                     channel.watch_pdbs(rec.namespace)
@@ -86,8 +86,8 @@ class Evictor:
         # Refused pods whose PDB has room again go first: they are what the drain waits for.
         chosen = pods_to_retry(watched, self.ledger.allowed())
         picked = {id(r) for r in chosen}
-        chosen += sorted((r for r in idle if id(r) not in picked and self._retry_at(r) <= now),
-                         key=lambda r: (self._retry_at(r), r.key))
+        # Then the rest that is due, in WAITING's order among equals (pods never tried are due at 0).
+        chosen += sorted((r for r in idle if id(r) not in picked and self._retry_at(r) <= now), key=self._retry_at)
         return chosen[: self.options.parallel - len(in_flight)]
 
     def _time_to_wake(self, waiting, in_flight, now, deadline, next_report) -> float:

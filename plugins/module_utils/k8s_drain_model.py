@@ -115,7 +115,9 @@ class PodRecord:
     message: str = ""
     evicted_after: float | None = None  # seconds since the drain started
     gone_after: float | None = None
-    # Retry scheduling, not part of the result: when the last refusal came and the backoff retry is due.
+    # Not part of the result: the controller's UID (first attempts go round-robin over controllers),
+    # when the last refusal came and when the backoff retry is due.
+    owner: str = field(default="", repr=False)
     refused_at: float = field(default=0.0, repr=False)
     next_at: float = field(default=0.0, repr=False)
 
@@ -125,6 +127,6 @@ class PodRecord:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        out.pop("next_at")
-        out.pop("refused_at")
+        for hidden in ("owner", "refused_at", "next_at"):
+            out.pop(hidden)
         return out

@@ -72,6 +72,7 @@ def pods_to_retry(blocked: list[PodRecord], allowed: dict[str, int]) -> list[Pod
 @dataclass
 class _Budget:
     status: dict | None = None  # last status read (None: not read yet)
+    version: int = 0  # the ledger's version when that status was read
     deleted: bool = False  # the PDB is gone: it limits nothing any more
     in_flight: int = 0  # our eviction requests under this PDB not answered yet
     spent: int = 0  # our evictions accepted since that status was read
@@ -84,33 +85,43 @@ class PdbLedger:
     The status comes from the API (a watch); between two statuses, requests in flight and evictions
     accepted are subtracted, and a refusal means none is allowed, so a drain sends an eviction only
     when the PDB can take it.
+
+    A refusal only counts when no newer status arrived while its request was in flight: the server
+    may have decided before the change, and a stale "none allowed" would hold the PDB's pods back
+    until the next change, which may never come. Versions (a counter of statuses read) order them.
     """
 
     def __init__(self) -> None:
         self._budgets: dict[str, _Budget] = {}
+        self._version = 0
 
     def observe(self, key: str, status: dict | None) -> None:
         """A PDB's status as read from the API (None: the PDB was deleted, so it limits nothing)."""
+        self._version += 1
         budget = self._budgets.setdefault(key, _Budget())
-        budget.status, budget.deleted = status or {}, status is None
+        budget.status, budget.deleted, budget.version = status or {}, status is None, self._version
         budget.spent, budget.refused = 0, False
 
     def knows(self, keys: list[str]) -> bool:
         """Whether every one of these PDBs has been read (a refusal naming none is not known)."""
         return bool(keys) and all(self._budgets.get(key, _Budget()).status is not None for key in keys)
 
-    def sent(self, keys: list[str]) -> None:
+    def sent(self, keys: list[str]) -> int:
+        """An eviction request under KEYS is sent; returns the ticket to hand to answered()."""
         for key in keys:
             self._budgets.setdefault(key, _Budget()).in_flight += 1
+        return self._version
 
-    def answered(self, keys: list[str], accepted: bool, refused_by: list[str]) -> None:
-        """An eviction under KEYS was answered: ACCEPTED, or refused by the PDBs REFUSED_BY (a 429)."""
+    def answered(self, keys: list[str], ticket: int, accepted: bool, refused_by: list[str]) -> None:
+        """The request sent under KEYS with TICKET was answered: ACCEPTED, or refused by REFUSED_BY (a 429)."""
         for key in keys:
             budget = self._budgets.setdefault(key, _Budget())
             budget.in_flight = max(0, budget.in_flight - 1)
             budget.spent += accepted
         for key in refused_by:
-            self._budgets.setdefault(key, _Budget()).refused = True
+            budget = self._budgets.setdefault(key, _Budget())
+            if budget.version <= ticket:
+                budget.refused = True
 
     def allowed(self) -> dict[str, float]:
         """Disruptions each known PDB would accept from us now."""

@@ -80,8 +80,25 @@ def plan_pods(pods: list[dict], options: DrainOptions, now: float | None = None)
         meta = pod["metadata"]
         action, reason = classify_pod(pod, options, now)
         outcome = {SKIP: "skipped", REFUSE: "refused", WAIT: "terminating"}.get(action, "pending")
-        records.append(PodRecord(meta["namespace"], meta["name"], meta.get("uid", ""), action, reason, outcome))
+        owner = (controller_of(pod) or {}).get("uid", "")
+        records.append(PodRecord(meta["namespace"], meta["name"], meta.get("uid", ""), action, reason, outcome,
+                                 owner=owner))
     return sorted(records, key=lambda r: r.key)
+
+
+def round_robin(records: list[PodRecord]) -> list[PodRecord]:
+    """The first pod of each controller, then the second of each, and so on.
+
+    Pods of one controller usually share a PDB that lets them go one at a time: trying them
+    in this order starts every workload moving at once, instead of the last ones in name order
+    waiting behind the refusals of the first.
+    """
+    seen: dict[str, int] = {}
+    rank = {}
+    for rec in records:
+        rank[id(rec)] = seen.get(rec.owner or rec.uid, 0)
+        seen[rec.owner or rec.uid] = rank[id(rec)] + 1
+    return sorted(records, key=lambda r: (rank[id(r)], r.key))
 
 
 def selector_matches(selector: dict | None, labels: dict | None) -> bool:
