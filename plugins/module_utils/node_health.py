@@ -292,6 +292,22 @@ def member_from_dict(data, path="members[0]") -> Member:
                   probes=probes_from_dict(data.get("probes"), path + ".probes"))
 
 
+def members_from_list(members) -> list:
+    """Validated Members from a list of mappings (or Members): every entry named, no name twice."""
+    if isinstance(members, (str, dict)) or not isinstance(members, (list, tuple)):
+        raise NodeHealthError("members", "expected a list of members, got %s" % type(members).__name__,
+                              "list the cluster's fleet members: [{name: ..., address: ..., roles: [...]}, ...]")
+    checked, seen = [], {}
+    for index, raw in enumerate(members):
+        member = member_from_dict(raw, "members[%d]" % index)
+        if member.name in seen:
+            raise NodeHealthError("members[%d].name" % index, "member %s is listed twice (also members[%d])"
+                                  % (member.name, seen[member.name]), "list every member once")
+        seen[member.name] = index
+        checked.append(member)
+    return checked
+
+
 # --------------------------------------------------------------------------- the API objects as plain data
 
 
@@ -429,17 +445,7 @@ def assess(members, nodes, leases, *, now, options=None) -> Report:
         raise NodeHealthError("options", "expected HealthOptions, got %s" % type(options).__name__,
                               "build it with HealthOptions(...)")
     now = timestamp(now, "now", allow_none=False)
-    if isinstance(members, (str, dict)) or not isinstance(members, (list, tuple)):
-        raise NodeHealthError("members", "expected a list of members, got %s" % type(members).__name__,
-                              "list the cluster's fleet members: [{name: ..., address: ..., roles: [...]}, ...]")
-    checked, seen = [], {}
-    for index, raw in enumerate(members):
-        member = member_from_dict(raw, "members[%d]" % index)
-        if member.name in seen:
-            raise NodeHealthError("members[%d].name" % index, "member %s is listed twice (also members[%d])"
-                                  % (member.name, seen[member.name]), "list every member once")
-        seen[member.name] = index
-        checked.append(member)
+    checked = members_from_list(members)
     by_name = {}
     for index, node in enumerate(nodes or ()):
         if not isinstance(node, dict) or not isinstance(node.get("name"), str):
