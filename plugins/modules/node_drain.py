@@ -17,7 +17,8 @@ description:
   - Pods that no controller manages are refused unless O(allow_unmanaged=true), and pods with
     C(emptyDir) volumes unless O(delete_emptydir_data=true). The pods are checked before the node is
     cordoned, so a refused drain changes nothing.
-  - An eviction that a PodDisruptionBudget forbids (HTTP 429) is retried with exponential backoff
+  - An eviction that a PodDisruptionBudget forbids (HTTP 429) is retried as soon as that PDB allows a
+    disruption again (its namespace's PDBs are watched), and at least every O(backoff_max) seconds,
     until O(timeout). The result names the blocked pods and the PDBs that block them, with the PDBs'
     status. At the timeout, O(on_timeout) decides; V(fail) leaves the node cordoned and reports,
     V(force_delete) deletes the blocked pods directly (bypassing their PDBs).
@@ -25,7 +26,10 @@ description:
     Pods that the scheduler bound to the node before it saw the cordon are drained as well.
   - With O(state=cordoned) only marks the node unschedulable; O(state=uncordoned) makes it
     schedulable again.
-  - In check mode nothing is changed; the result lists the pods that would be evicted.
+  - O(pod_selector) limits the drain to the pods it selects (kubectl C(--pod-selector)).
+  - In check mode nothing is changed. Each pod's eviction is sent as a server-side dry run, so the
+    result lists the pods that would be evicted now (RV(would_evict)) and those whose
+    PodDisruptionBudget refuses an eviction right now (RV(would_refuse), with the PDBs in RV(blocked)).
   - See docs/node-drain.md.
 author:
   - baremetal.k8s maintainers (@baremetal)
@@ -62,6 +66,8 @@ options:
   timeout:
     description:
       - Seconds the eviction phase may take, retries of evictions that PDBs forbid included.
+      - V(0) means no limit, as with C(kubectl drain --timeout=0); the drain waits as long as the
+        PDBs need.
     type: int
     default: 300
   on_timeout:
@@ -80,25 +86,50 @@ options:
       - Default is each pod's own C(terminationGracePeriodSeconds).
     type: int
   wait_timeout:
-    description: Seconds to wait, after the evictions, until the evicted pods are gone.
+    description:
+      - Seconds to wait, after the evictions, until the evicted pods are gone.
+      - V(0) means no limit.
     type: int
     default: 120
+  skip_wait_for_delete_timeout:
+    description:
+      - When more than 0, a pod whose C(deletionTimestamp) is more than this many seconds old is not
+        waited for, and a pod already terminating that long is left alone (kubectl
+        C(--skip-wait-for-delete-timeout)). For nodes that are down, where nothing finishes
+        deleting a pod.
+      - The API sets C(deletionTimestamp) to the end of the pod's grace period, so this counts from
+        there; it is compared with this host's clock.
+      - V(0) waits for every pod.
+    type: int
+    default: 0
+  pod_selector:
+    description:
+      - Label selector (kubectl syntax, for example C(app=web,tier!=cache)); only the node's pods it
+        selects are drained (kubectl C(--pod-selector)). The others are not looked at and do not
+        appear in RV(pods).
+      - Default is every pod of the node.
+    type: str
   parallel:
     description: Number of eviction requests in flight at once.
     type: int
     default: 16
   backoff_initial:
-    description: Seconds before the first retry of a forbidden eviction; doubles on each retry.
+    description:
+      - Seconds before the first retry of a forbidden eviction whose PDB status cannot be read;
+        doubles on each retry.
+      - While the refusing PDB is watched, the pod is retried as soon as the PDB allows a disruption
+        instead.
     type: float
     default: 1.0
   backoff_max:
-    description: Longest delay in seconds between two retries of one eviction.
+    description:
+      - Longest delay in seconds between two retries of one eviction, whatever the PDB's status says.
     type: float
     default: 10.0
 attributes:
   check_mode:
     support: full
-    description: Lists the pods that would be evicted; changes nothing.
+    description: Dry-run evictions list the pods that would be evicted and those PDBs refuse now; changes nothing.
   diff_mode:
     support: full
     description: Shows the node's C(spec.unschedulable) before and after.
@@ -120,11 +151,22 @@ EXAMPLES = r"""
     on_timeout: force_delete
     force_delete_grace_period: 10
 
-- name: Show what a drain would evict
+- name: Show what a drain would evict, and which PodDisruptionBudgets refuse now
   baremetal.k8s.node_drain:
     name: worker-3
   check_mode: true
   register: plan
+
+- name: Drain a node that is down, without a limit, not waiting for pods it cannot delete
+  baremetal.k8s.node_drain:
+    name: worker-9
+    timeout: 0
+    skip_wait_for_delete_timeout: 30
+
+- name: Drain only one application's pods
+  baremetal.k8s.node_drain:
+    name: worker-3
+    pod_selector: app.kubernetes.io/part-of=shop
 
 - name: Put the node back into service
   baremetal.k8s.node_drain:
@@ -168,7 +210,9 @@ pods:
       description: UID of the pod.
       type: str
     action:
-      description: V(evict), V(skip) (mirror or DaemonSet pod), V(refuse) or V(wait) (already terminating).
+      description:
+        - V(evict), V(skip) (mirror or DaemonSet pod, or terminating longer than
+          O(skip_wait_for_delete_timeout)), V(refuse) or V(wait) (already terminating).
       type: str
     reason:
       description: Why that action.
@@ -177,17 +221,22 @@ pods:
     outcome:
       description:
         - V(evicted), V(gone), V(force_deleted), V(blocked) (still forbidden by a PDB at the timeout),
-          V(failed), V(skipped), V(refused) or V(would_evict) (check mode).
+          V(failed), V(skipped), V(refused), V(terminating) (still being deleted when the task failed).
+        - In check mode V(would_evict), V(would_refuse) (a PDB refuses the dry-run eviction now) or
+          V(would_fail) (the dry run failed otherwise; the task fails).
       type: str
     attempts:
-      description: Eviction requests sent for this pod.
+      description: Eviction requests sent for this pod (in check mode, the dry run).
       type: int
     blocked_by:
-      description: PodDisruptionBudgets (C(namespace/name)) that refused an eviction of this pod.
+      description:
+        - PodDisruptionBudgets (C(namespace/name)) that refused an eviction of this pod (in check mode,
+          the dry run).
       type: list
       elements: str
     message:
-      description: The API's message for the last refused or failed request.
+      description:
+        - The API's message for the last refused or failed request, or why the pod was not waited for.
       type: str
     evicted_after:
       description: Seconds from the start of the task until the eviction was accepted.
@@ -213,7 +262,14 @@ evicted:
   type: list
   elements: str
 would_evict:
-  description: Pods (C(namespace/name)) that would be evicted (check mode).
+  description: Pods (C(namespace/name)) whose dry-run eviction the API accepted (check mode).
+  returned: state=drained and check mode
+  type: list
+  elements: str
+would_refuse:
+  description:
+    - Pods (C(namespace/name)) whose dry-run eviction a PodDisruptionBudget refused (check mode). A real
+      drain would wait for those PDBs (RV(blocked) has their numbers).
   returned: state=drained and check mode
   type: list
   elements: str
@@ -226,6 +282,7 @@ blocked:
   description:
     - Blocked pods grouped by the PodDisruptionBudget that blocks them, with the PDB's status, when
       evictions were still forbidden at the timeout.
+    - In check mode, the pods of RV(would_refuse) grouped the same way.
   returned: state=drained
   type: list
   elements: dict
@@ -279,13 +336,16 @@ def argument_spec():
         parallel=dict(type="int", default=16),
         backoff_initial=dict(type="float", default=1.0),
         backoff_max=dict(type="float", default=10.0),
+        skip_wait_for_delete_timeout=dict(type="int", default=0),
+        pod_selector=dict(type="str"),
     )
     return spec
 
 
 def check_params(module):
     p = module.params
-    for name in ("timeout", "wait_timeout", "grace_period", "force_delete_grace_period"):
+    for name in ("timeout", "wait_timeout", "grace_period", "force_delete_grace_period",
+                 "skip_wait_for_delete_timeout"):
         if p[name] is not None and p[name] < 0:
             module.fail_json(msg="%s must be 0 or more, not %s" % (name, p[name]))
     if p["parallel"] < 1:
@@ -294,16 +354,13 @@ def check_params(module):
         module.fail_json(msg="backoff_initial must be > 0 and backoff_max >= backoff_initial")
     if p["force_delete_grace_period"] is not None and p["on_timeout"] != "force_delete":
         module.fail_json(msg="force_delete_grace_period only applies with on_timeout=force_delete")
+    if p["pod_selector"] is not None and not p["pod_selector"].strip():
+        module.fail_json(msg="pod_selector is empty: leave it out to drain every pod, or give a label "
+                             "selector such as app=web")
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    check_params(module)
-    p = module.params
-    messages = []
-    options = DrainOptions(
+def drain_options(p):
+    return DrainOptions(
         delete_emptydir_data=p["delete_emptydir_data"],
         allow_unmanaged=p["allow_unmanaged"],
         grace_period=p["grace_period"],
@@ -314,7 +371,22 @@ def main():
         parallel=p["parallel"],
         backoff_initial=p["backoff_initial"],
         backoff_max=p["backoff_max"],
+        skip_wait_for_delete_timeout=p["skip_wait_for_delete_timeout"],
+        pod_selector=p["pod_selector"],
     )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    check_params(module)
+    p = module.params
+    messages = []
+    try:
+        options = drain_options(p)
+    except DrainError as exc:
+        module.fail_json(msg=str(exc))
 
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
@@ -326,9 +398,6 @@ def main():
         before = drainer.is_unschedulable()
         if p["state"] == "drained":
             result = drainer.drain(check_mode=module.check_mode)
-            if module.check_mode:
-                result["would_evict"] = [r["namespace"] + "/" + r["name"] for r in result["pods"]
-                                         if r["outcome"] == "would_evict"]
         else:
             changed = drainer.set_unschedulable(p["state"] == "cordoned", check_mode=module.check_mode)
             result = {"node": node, "changed": changed, "was_unschedulable": before}

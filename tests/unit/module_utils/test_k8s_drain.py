@@ -1,9 +1,9 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of the drain core: pod classification, backoff, PDB matching and reports.
+"""Pure logic of the drain core: pod classification, backoff, PDB matching, the PDB ledger, reports.
 
-The API side (NodeDrainer) is proven against the real control plane in
-tests/integration/test_node_drain.py; nothing here fakes the API server.
+The drain loop itself runs against a simulated cluster in test_k8s_drain_loop.py,
+and against the real control plane in tests/integration/test_node_drain.py.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     EVICT,
     REFUSE,
     SKIP,
     WAIT,
+    DrainOptionError,
     DrainOptions,
+    PdbLedger,
     PodRecord,
     backoff_delay,
     blocked_report,
@@ -27,6 +30,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     selector_matches,
     status_message,
 )
+from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain_pods import deletion_overdue, round_robin
 
 
 def pod(owner_kind: str | None = "ReplicaSet", **extra) -> dict:
@@ -163,3 +167,72 @@ def test_pods_to_retry_respects_each_pdbs_allowance():
     assert [r.name for r in chosen] == ["web-0", "web-1"]
     assert pods_to_retry([both], {"shop/web": 1, "shop/db": 1}) == [both]
     assert pods_to_retry([both], {"shop/web": 1}) == []
+
+
+def test_options_errors_name_the_option_and_the_fix():
+    with pytest.raises(DrainOptionError) as err:
+        DrainOptions(timeout=-1)
+    assert isinstance(err.value, BaremetalError) and isinstance(err.value, ValueError)
+    assert str(err.value).startswith("timeout: must be 0 or more") and "Fix: 0 means no limit" in str(err.value)
+    with pytest.raises(DrainOptionError, match="backoff_initial"):
+        DrainOptions(backoff_initial=5, backoff_max=1)
+    DrainOptions(timeout=0, wait_timeout=0)  # 0: no limit, accepted
+
+
+NOW = 1_800_000_000.0  # wall clock seconds
+STAMP = "2027-01-15T08:00:00Z"  # = NOW
+
+
+def test_skip_wait_for_delete_timeout_leaves_long_terminating_pods_alone():
+    overdue = pod(deletionTimestamp=STAMP)
+    assert deletion_overdue(overdue, 30, NOW + 31)
+    assert not deletion_overdue(overdue, 30, NOW + 30)  # "older than", as kubectl
+    assert not deletion_overdue(overdue, 0, NOW + 10_000)  # 0: the option is off
+    assert not deletion_overdue(pod(), 30, NOW + 31)  # not being deleted at all
+    skip = DrainOptions(skip_wait_for_delete_timeout=30)
+    action, reason = classify_pod(overdue, skip, NOW + 31)
+    assert action == SKIP and "skip_wait_for_delete_timeout" in reason
+    assert classify_pod(overdue, skip, NOW + 29)[0] == WAIT
+    assert classify_pod(overdue, DEFAULT, NOW + 10_000)[0] == WAIT
+
+
+def test_round_robin_starts_every_controller_first():
+    recs = [PodRecord("ns", f"{app}-{i}", f"u-{app}-{i}", EVICT, "", owner=f"rs-{app}")
+            for app in ("a", "b") for i in range(3)]
+    lonely = PodRecord("ns", "z-lonely", "u-z", EVICT, "")  # no controller: a group of its own
+    order = [r.name for r in round_robin([*recs, lonely])]
+    assert order == ["a-0", "b-0", "z-lonely", "a-1", "b-1", "a-2", "b-2"]
+
+
+def test_ledger_counts_our_evictions_until_the_pdb_shows_them():
+    ledger = PdbLedger()
+    assert not ledger.knows(["shop/web"]) and not ledger.knows([])
+    ledger.observe("shop/web", {"disruptionsAllowed": 2})
+    assert ledger.knows(["shop/web"]) and ledger.allowed() == {"shop/web": 2}
+    ticket = ledger.sent(["shop/web"])
+    assert ledger.allowed() == {"shop/web": 1}  # in flight counts
+    ledger.answered(["shop/web"], ticket, accepted=True, refused_by=[])
+    assert ledger.allowed() == {"shop/web": 1}  # accepted, not yet in a status
+    ledger.observe("shop/web", {"disruptionsAllowed": 1})
+    assert ledger.allowed() == {"shop/web": 1}  # the status shows it now
+    ledger.observe("shop/web", None)  # deleted: limits nothing
+    assert ledger.allowed()["shop/web"] == float("inf")
+
+
+def test_ledger_ignores_a_refusal_older_than_the_status():
+    ledger = PdbLedger()
+    ledger.observe("shop/web", {"disruptionsAllowed": 0})
+    ticket = ledger.sent([])  # a first attempt: its PDB not known yet
+    ledger.observe("shop/web", {"disruptionsAllowed": 1})  # a replacement got Ready meanwhile
+    ledger.answered([], ticket, accepted=False, refused_by=["shop/web"])
+    # The server decided before that change: the newer status stands, or the PDB's pods would wait
+    # for a change that may never come.
+    assert ledger.allowed() == {"shop/web": 1}
+    ticket = ledger.sent(["shop/web"])
+    ledger.answered(["shop/web"], ticket, accepted=False, refused_by=["shop/web"])
+    assert ledger.allowed() == {"shop/web": 0}  # a refusal after that status: none allowed
+
+
+def test_blocked_report_for_check_mode_outcome():
+    recs = [record("web-1", "would_refuse", ["shop/web"]), record("db-1", "would_evict", [])]
+    assert blocked_report(recs, {}, outcome="would_refuse") == [{"pdb": "shop/web", "pods": ["shop/web-1"]}]
