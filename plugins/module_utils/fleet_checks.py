@@ -123,6 +123,8 @@ class Checker:
 
     def label_value(self, value, path):
         """A Kubernetes label value: a string (booleans and numbers must be quoted), at most 63 characters."""
+        if value is None:
+            self.fail(path, "expected a string, got null", 'write a value, or "" for an empty one')
         if not isinstance(value, str):
             written = str(value).lower() if isinstance(value, bool) else shown(value)
             self.fail(path, f"expected a string, got {type_name(value)} {shown(value)}",
@@ -132,12 +134,17 @@ class Checker:
         return value
 
     def address(self, value, path):
+        """A host's unicast address (a server's, an API VIP)."""
         if not isinstance(value, str):
             self.fail(path, f"expected an IP address, got {type_name(value)}", "write an address like 10.0.0.1")
         try:
-            return netaddr.IPAddress(value, flags=netaddr.INET_PTON)
+            ip = netaddr.IPAddress(value, flags=netaddr.INET_PTON)
         except (netaddr.AddrFormatError, ValueError, TypeError):
             self.fail(path, f"{shown(value)} is not an IP address", "write an address like 10.0.0.1")
+        if ip.value == 0 or ip.is_loopback() or ip.is_multicast() or (ip.version == 4 and ip.value == 0xFFFFFFFF):
+            self.fail(path, f"{ip} is not a host address (unspecified, loopback, multicast or broadcast)",
+                      "write the address the host has on its network, like 10.0.0.1")
+        return ip
 
     def cidr(self, value, path):
         if not isinstance(value, str) or "/" not in value:

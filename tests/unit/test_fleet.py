@@ -618,3 +618,20 @@ def test_cluster_names_that_read_as_another_clusters_role_group():
 def test_json_number_too_long_is_a_fleet_error(tmp_path):
     error = load_error(tmp_path, '{"version": ' + "1" * 5000 + "}", name="fleet.json")
     assert "invalid JSON" in error.problem
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "127.0.0.1", "224.0.0.5", "255.255.255.255", "::", "::1", "ff02::1"])
+def test_addresses_are_host_addresses(address):
+    data = small_fleet()
+    data["servers"][1]["addresses"]["private"] = address
+    data["networks"] = []
+    only_problem(data, "servers[1].addresses.private", "is not a host address")
+    data = small_fleet()
+    data["clusters"][0]["api"]["vip"] = address
+    only_problem(data, "clusters[0].api.vip", "is not a host address")
+
+
+def test_a_null_label_value_needs_a_value():
+    data = small_fleet()
+    data["servers"][1]["labels"] = {"gpu": None}
+    assert only_problem(data, "servers[1].labels.gpu", "got null")[2] == 'write a value, or "" for an empty one'
