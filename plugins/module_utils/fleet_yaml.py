@@ -100,6 +100,14 @@ def _line(node):
     return f"line {node.start_mark.line + 1}"
 
 
+def _both(first, second):
+    """Where two nodes are: ``line 3 and line 9``, or with columns when they share a line (one-line JSON)."""
+    a, b = first.start_mark, second.start_mark
+    if a.line != b.line:
+        return f"line {a.line + 1} and line {b.line + 1}"
+    return f"line {a.line + 1}, column {a.column + 1} and column {b.column + 1}"
+
+
 class _Builder:
     """Composed YAML nodes -> plain data, checking duplicate keys, alias expansion and alias cycles."""
 
@@ -181,7 +189,7 @@ class _Builder:
                                  "use a plain word as the key") from None
             if line is not key_node:
                 raise FleetError(
-                    self.path, f"{_line(line)} and {_line(key_node)}",
+                    self.path, _both(line, key_node),
                     f"key {key!r} is written twice in one mapping",
                     "keep one of them (a YAML or JSON reader silently keeps only the last one)",
                 )

@@ -410,6 +410,9 @@ def test_duplicate_json_key_is_an_error(tmp_path):
     written = len(text.splitlines()) - 1  # the line before the closing brace
     assert re.fullmatch(rf"line \d+ and line {written}", error.path), error.path
     assert "key 'clusters' is written twice" in error.problem
+    one_line = json.dumps(small_fleet())[:-1] + ', "version": 1}'
+    error = load_error(tmp_path, one_line, name="fleet.json")
+    assert error.path == f"line 1, column 2 and column {len(one_line) - 12}", error.path
 
 
 def test_yaml_merge_keys_may_be_overridden(tmp_path):
