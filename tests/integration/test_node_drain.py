@@ -9,6 +9,7 @@ collection on ANSIBLE_COLLECTIONS_PATH); a few cases drive the core
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -335,3 +336,145 @@ def test_bad_input_is_reported_without_traceback(kubeconfig, tmp_path):
     assert unreachable.get("failed") and unreachable["msg"].startswith("cannot reach the Kubernetes API server")
     for result in (missing, no_file, bad, unreachable):
         assert "Traceback" not in json.dumps(result)
+
+
+def pdb_status(api, namespace: str, name: str):
+    from kubernetes import client
+
+    return client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(name, namespace).status
+
+
+def test_check_mode_dry_runs_evictions_and_names_the_refusing_pdb(
+    k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready
+):
+    """Check mode asks the API (dryRun=All): db's PDB refuses now, web's allows; nothing is touched."""
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    apps = client.AppsV1Api(k8s_client)
+    apps.create_namespaced_deployment(namespace, deployment("db", 2, pool))
+    apps.create_namespaced_deployment(namespace, deployment("web", 2, pool))
+    db = pods_ready(namespace, "app=db", 2)
+    web = pods_ready(namespace, "app=web", 2)
+    create_pdb(k8s_client, namespace, "db", min_available=2, wait_healthy=2)
+    create_pdb(k8s_client, namespace, "web", min_available=1, wait_healthy=2)
+    before = pod_uids(k8s_client, namespace, node)
+
+    result = run_module({"name": node, "kubeconfig": kubeconfig}, check=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"]
+    assert result["would_refuse"] == sorted(f"{namespace}/{p.metadata.name}" for p in db)
+    # Each dry run stands alone: web's PDB allows one disruption, so each web pod's dry run passes.
+    assert result["would_evict"] == sorted(f"{namespace}/{p.metadata.name}" for p in web)
+    (blocked,) = result["blocked"]
+    assert blocked["pdb"] == f"{namespace}/db" and blocked["disruptions_allowed"] == 0
+    assert blocked["current_healthy"] == 2 and len(blocked["pods"]) == 2
+    pods = by_name(result)
+    assert all(pods[p.metadata.name]["blocked_by"] == [f"{namespace}/db"] for p in db)
+    assert all("disruption budget" in pods[p.metadata.name]["message"] for p in db)
+    assert any(m.startswith(f"now: PodDisruptionBudget {namespace}/db") for m in result["messages"])
+    # Dry runs persist nothing: no pod evicted, web's PDB still allows its disruption, node schedulable.
+    assert pod_uids(k8s_client, namespace, node) == before
+    assert pdb_status(k8s_client, namespace, "web").disruptions_allowed == 1
+    assert not unschedulable(k8s_client, node)
+
+
+def test_timeout_0_waits_as_long_as_the_pdb_needs(k8s_client, namespace, kwok_nodes, pods_ready):
+    """Core directly: timeout=0 is no limit (it used to evict nothing and report success)."""
+    import threading
+
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    node_a, node_b = kwok_nodes(2, labels=pool)
+    core = client.CoreV1Api(k8s_client)
+    core.patch_node(node_b, {"spec": {"unschedulable": True}})  # everything on node_a first
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(namespace, deployment("db", 2, pool))
+    pods_ready(namespace, "app=db", 2, node=node_a)
+    create_pdb(k8s_client, namespace, "db", min_available=2, wait_healthy=2)
+    core.patch_node(node_b, {"spec": {"unschedulable": False}})
+
+    outcome: dict = {}
+    drainer = NodeDrainer(k8s_client, node_a, DrainOptions(timeout=0, backoff_max=1))
+    thread = threading.Thread(target=lambda: outcome.update(result=drainer.drain()), daemon=True)
+    thread.start()
+    time.sleep(4)  # far past what a broken "0" did (return at once)
+    assert thread.is_alive(), f"the drain returned although the PDB allows nothing: {outcome}"
+    # The PDB relents: one disruption at a time, each once the replacement is Ready on node_b.
+    client.PolicyV1Api(k8s_client).patch_namespaced_pod_disruption_budget(
+        "db", namespace, {"spec": {"minAvailable": 1}})
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the drain did not finish once the PDB allowed evictions"
+    result = outcome["result"]
+    assert len(result["evicted"]) == 2 and pod_uids(k8s_client, namespace, node_a) == set()
+    assert all(p["outcome"] == "evicted" and p["attempts"] >= 2 for p in result["pods"])
+    assert all(p["blocked_by"] == [f"{namespace}/db"] for p in result["pods"])
+
+
+def test_skip_wait_for_delete_timeout_with_pods_that_never_finish_deleting(
+    k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready
+):
+    """A finalizer keeps a pod Terminating, as on a node that is down: not waited for past the option."""
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    core = client.CoreV1Api(k8s_client)
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(namespace, deployment("held", 2, pool))
+    stuck, evicted = pods_ready(namespace, "app=held", 2)
+    hold = {"metadata": {"finalizers": ["bmk8s.test/hold"]}}
+    try:
+        for pod in (stuck, evicted):
+            core.patch_namespaced_pod(pod.metadata.name, namespace, hold)
+        core.delete_namespaced_pod(stuck.metadata.name, namespace, grace_period_seconds=0)
+        pods_ready(namespace, "app=held", 2)  # EVICTED and a replacement of STUCK
+        time.sleep(3)  # STUCK's deletionTimestamp is now more than 2 s old
+
+        result = run_module({"name": node, "kubeconfig": kubeconfig, "skip_wait_for_delete_timeout": 2,
+                             "timeout": 60, "wait_timeout": 60})
+        assert not result.get("failed"), result.get("msg")
+        pods = by_name(result)
+        assert pods[stuck.metadata.name]["action"] == "skip"
+        assert "skip_wait_for_delete_timeout" in pods[stuck.metadata.name]["reason"]
+        assert f"{namespace}/{stuck.metadata.name}" in result["left_alone"]
+        held = pods[evicted.metadata.name]
+        assert held["outcome"] == "evicted" and held["gone_after"] is None and "not waited for" in held["message"]
+        replacement = [p for n, p in pods.items() if n not in (stuck.metadata.name, evicted.metadata.name)]
+        assert len(replacement) == 1 and replacement[0]["gone_after"] is not None
+        assert pod_uids(k8s_client, namespace, node) == {stuck.metadata.uid, evicted.metadata.uid}
+
+        # Without the option the same pods fail the drain at wait_timeout, named.
+        waited = run_module({"name": node, "kubeconfig": kubeconfig, "wait_timeout": 3})
+        assert waited.get("failed")
+        assert waited["msg"].startswith(f"pods still present on {node} 3s after eviction: ")
+        assert stuck.metadata.name in waited["msg"] and evicted.metadata.name in waited["msg"]
+    finally:
+        for pod in (stuck, evicted):
+            with contextlib.suppress(client.exceptions.ApiException):
+                core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"finalizers": None}})
+
+
+def test_pod_selector_drains_only_the_selected_pods(k8s_client, kubeconfig, namespace, kwok_nodes, pods_ready):
+    from kubernetes import client
+
+    pool = {"pool": namespace}
+    (node,) = kwok_nodes(1, labels=pool)
+    apps = client.AppsV1Api(k8s_client)
+    apps.create_namespaced_deployment(namespace, deployment("web", 2, pool))
+    apps.create_namespaced_deployment(namespace, deployment("db", 1, pool))
+    web = pods_ready(namespace, "app=web", 2)
+    (db,) = pods_ready(namespace, "app=db", 1)
+
+    result = run_module({"name": node, "kubeconfig": kubeconfig, "pod_selector": "app=web", "timeout": 60})
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(result["evicted"]) == sorted(f"{namespace}/{p.metadata.name}" for p in web)
+    assert sorted(by_name(result)) == sorted(p.metadata.name for p in web)  # db is not looked at
+    assert pod_uids(k8s_client, namespace, node) == {db.metadata.uid}
+    assert unschedulable(k8s_client, node)
+
+    bad = run_module({"name": node, "kubeconfig": kubeconfig, "pod_selector": "app in (web"})
+    assert bad.get("failed") and bad["msg"].startswith("pod_selector: 'app in (web' is not a label selector")
+    assert "Fix: write it as kubectl's --selector" in bad["msg"] and "Traceback" not in json.dumps(bad)
+    empty = run_module({"name": node, "kubeconfig": kubeconfig, "pod_selector": " "})
+    assert empty.get("failed") and empty["msg"].startswith("pod_selector is empty")
