@@ -24,7 +24,9 @@ description:
   - The plan is deterministic and stable. What is already placed stays where it is unless
     O(rebalance=true). Every decision is explained; an unsatisfiable intent fails the task with the
     constraint that failed and how many candidates were left after each filter. Nothing is written
-    when any part of the plan fails.
+    when a node group cannot be filled or the blast radius is exceeded (a node group is never half built).
+  - Workloads that fit nowhere are reported in RV(unplaced) and as warnings while the others are placed
+    (O(partial_workloads=true), the default); with O(partial_workloads=false) they refuse the whole plan.
   - Assignments are kept in the placement ledger, in the same store as the allocation ledger (the fleet
     file's C(allocations:) section): a file (default C(<fleet>.placement.yml) beside the fleet file) written
     atomically under a lock, or a ConfigMap in the management cluster (AWX). The inventory plugin reads it:
@@ -52,6 +54,8 @@ options:
   intents:
     description:
       - Node group intents that add to or override the fleet file's C(node_groups[].intent).
+      - Fields left out keep the value of the group's intent in the fleet file; they are checked by the same
+        rules as the fleet file's intents.
       - A group the cluster does not have yet is created with O(intents[].roles).
     type: list
     elements: dict
@@ -173,17 +177,28 @@ options:
   replace:
     description:
       - Servers to take out of their node group; the engine places replacements (recovery).
+      - Each must be a server of the fleet that serves a node group (pinned in the fleet file or placed by
+        the ledger); anything else fails the task naming it. A server that already left its group in an
+        earlier run is a warning, so a replacement can be run again.
     type: list
     elements: str
     default: []
   reserved_cores:
-    description: Cores per node kept for the system and Kubernetes, not given to workloads.
+    description: Cores per node kept for the system and Kubernetes, not given to workloads; at least 0.
     type: float
     default: 2.0
   reserved_memory_gb:
-    description: Memory per node in GB kept for the system and Kubernetes.
+    description: Memory per node in GB kept for the system and Kubernetes; at least 0.
     type: float
     default: 8.0
+  partial_workloads:
+    description:
+      - When some workloads fit nowhere, place the others and report those in RV(unplaced) and as warnings.
+        A workload placed before whose changed request fits nowhere keeps its previous placement.
+      - With V(false), one workload that fits nowhere refuses the whole plan and nothing is written.
+      - Node groups are all or nothing either way; see docs/placement.md.
+    type: bool
+    default: true
 attributes:
   check_mode:
     description: Returns the plan, the changes and the ledger diff without writing the ledger.
@@ -192,8 +207,8 @@ attributes:
     description: Shows the placement ledger before and after the plan.
     support: full
 notes:
-  - The ledger is only written when the whole plan succeeds; in check mode the plan and the diff are
-    returned and nothing is written.
+  - The ledger is only written when the plan succeeds (with O(partial_workloads=true), workloads that fit
+    nowhere do not stop it); in check mode the plan and the diff are returned and nothing is written.
 """
 
 EXAMPLES = r"""
@@ -257,8 +272,17 @@ manifests:
       pod template.
   returned: success
   type: dict
+unplaced:
+  description:
+    - Workloads not placed as requested, with the reason (the funnel per node group tried).
+      C(kept_previous) is true when the workload keeps its earlier placement (its previous request).
+    - With O(partial_workloads=false) any entry here refuses the plan. Empty without O(workloads).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"workload": "huge-db", "reason": "workload huge-db: unsatisfiable: ...", "kept_previous": false}]
 failures:
-  description: One line per unsatisfiable intent or refused blast radius.
+  description: One line per unsatisfiable intent or refused blast radius (and unplaced workload when strict).
   returned: failure
   type: list
   elements: str
@@ -273,14 +297,11 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
-    Ledger,
-    PlacementError,
-    PlacementOptions,
-    dump_ledger,
-    model_from_fleet,
-    plan_placement,
-    workload_request,
+from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import (
+    DISK_TYPES,
+    ROLES,
+    SPREAD_LEVELS,
+    WORKLOAD_SPREAD_LEVELS,
 )
 
 try:
@@ -291,24 +312,34 @@ try:
         store_for_fleet,
         store_overrides,
     )
+    from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
+        Ledger,
+        PlacementError,
+        PlacementOptions,
+        dump_ledger,
+        model_from_fleet,
+        plan_placement,
+        workload_request,
+    )
 
     IMPORT_ERROR = None
 except ImportError as exc:  # netaddr missing on the controller
     IMPORT_ERROR = exc
 
+# Choices come from the vocabulary; DOCUMENTATION lists the same values (ansible-test validate-modules).
 INTENT_OPTIONS = dict(
     cluster=dict(type="str", required=True),
     group=dict(type="str", required=True),
-    roles=dict(type="list", elements="str", choices=["control_plane", "etcd", "worker", "load_balancer"]),
+    roles=dict(type="list", elements="str", choices=list(ROLES)),
     count=dict(type="int"),
     min_cores=dict(type="int"),
     min_memory_gb=dict(type="int"),
-    disk_type=dict(type="str", choices=["nvme", "ssd", "hdd"]),
+    disk_type=dict(type="str", choices=list(DISK_TYPES)),
     min_disk_gb=dict(type="int"),
     min_nic_gbps=dict(type="int"),
     gpus=dict(type="int"),
     dedicated=dict(type="str"),
-    spread=dict(type="str", choices=["rack", "row", "datacenter"]),
+    spread=dict(type="str", choices=list(SPREAD_LEVELS)),
     max_share_per_domain=dict(type="float"),
 )
 
@@ -320,9 +351,9 @@ WORKLOAD_OPTIONS = dict(
     replicas=dict(type="int", default=1),
     cpu=dict(type="float", default=1.0),
     memory_gb=dict(type="float", default=1.0),
-    disk_type=dict(type="str", choices=["nvme", "ssd", "hdd"]),
+    disk_type=dict(type="str", choices=list(DISK_TYPES)),
     dedicated=dict(type="str"),
-    spread=dict(type="str", choices=["rack", "row", "datacenter", "node"], default="rack"),
+    spread=dict(type="str", choices=list(WORKLOAD_SPREAD_LEVELS), default="rack"),
 )
 
 
@@ -372,10 +403,11 @@ def main():
             rebalance=dict(type="bool", default=False),
             allow_blast_radius=dict(type="bool", default=False),
             max_share_per_domain=dict(type="float", default=0.5),
-            failure_domain=dict(type="str", choices=["rack", "row", "datacenter"], default="rack"),
+            failure_domain=dict(type="str", choices=list(SPREAD_LEVELS), default="rack"),
             replace=dict(type="list", elements="str", default=[]),
             reserved_cores=dict(type="float", default=2.0),
             reserved_memory_gb=dict(type="float", default=8.0),
+            partial_workloads=dict(type="bool", default=True),
             **STORE_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
@@ -400,6 +432,7 @@ def main():
             replace=tuple(params["replace"]),
             reserved_cores=params["reserved_cores"],
             reserved_memory_gb=params["reserved_memory_gb"],
+            partial_workloads=params["partial_workloads"],
         )
         planner = Planner(candidates, groups, options, workloads)
         before, result = planner.plan(store.read())
@@ -414,6 +447,7 @@ def main():
             msg="placement refused:\n" + "\n".join(result.failures),
             failures=result.failures,
             explanations=explanations,
+            unplaced=result.unplaced,
             drift=result.drift,
             ledger=where,
         )
@@ -436,6 +470,7 @@ def main():
         changes=result.changes,
         explanations=explanations,
         manifests=result.manifests,
+        unplaced=result.unplaced,
         drift=result.drift,
         diff={"before": before_text, "after": after_text if changed else before_text,
               "before_header": where, "after_header": where},

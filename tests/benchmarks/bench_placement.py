@@ -33,7 +33,6 @@ sys.path.insert(0, os.path.join(REPO, ".collections"))
 
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent  # noqa: E402
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (  # noqa: E402
-    USABLE_STATES,
     Candidate,
     GroupRequest,
     Ledger,
@@ -42,14 +41,16 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (  
     WorkloadRequest,
     plan_placement,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement_servers import (  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.filters import hard_filters  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.locality import (  # noqa: E402
+    HOP_WEIGHTS,
     PeerCounter,
-    hard_filters,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement_workloads import (  # noqa: E402
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.workloads import (  # noqa: E402
     Node,
     node_eligible,
 )
+from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import PLACEABLE_STATES  # noqa: E402
 
 REGIONS = 15
 # Hardware kinds and how many of every 24 servers of a region are of each kind (dealt in this cycle).
@@ -86,7 +87,7 @@ def generate(total: int, clusters_per_region: int, workers: int, workloads: int,
             location = Location("region-%02d" % r, dc, "row%d" % (local // racks_per_row), "k%03d" % local)
             hardware, label = CYCLE[i % len(CYCLE)]
             name = "%s-k%03d-s%02d" % (dc, local, i // racks)
-            state = "maintenance" if i % 40 == 39 else rng.choice(USABLE_STATES)
+            state = "maintenance" if i % 40 == 39 else rng.choice(PLACEABLE_STATES)
             candidates[name] = Candidate(name=name, location=location, state=state, workload_label=label, **hardware)
     groups = []
     for r in range(REGIONS):
@@ -127,7 +128,7 @@ def first_fit_servers(candidates, groups):
     """Each group in name order takes the first free servers (by name) of its region passing its filters."""
     by_region: dict[str, list[Candidate]] = {}
     for server in sorted(candidates.values(), key=lambda c: c.name):
-        if server.state in USABLE_STATES:
+        if server.state in PLACEABLE_STATES:
             by_region.setdefault(server.location.region, []).append(server)
     used: set[str] = set()
     members: dict[str, list[str]] = {}
@@ -191,8 +192,9 @@ def mean_pair_hops(candidates, names):
     peers = PeerCounter()
     for name in names:
         peers.add(candidates[name].location)
-    # hop_sum(own location) counts the server itself as one hop: remove it.
-    total = sum(peers.hop_sum(candidates[n].location) - 1 for n in names)
+    # hop_sum(own location) counts the server itself as a peer in its own rack: remove it.
+    own = HOP_WEIGHTS["same ToR and row"]
+    total = sum(peers.hop_sum(candidates[n].location) - own for n in names)
     return total / (len(names) * (len(names) - 1))
 
 
@@ -337,6 +339,15 @@ def bench(label, servers_total, clusters_per_region, workers, workload_total, se
     print("  mean hop distance between replicas      %12.2f %12.2f   (higher = more spread)"
           % (w_engine["hops"], w_ff["hops"]))
     print("engine, re-run with its own ledger: %s ms wall|cpu, %d change(s)" % (ms(t_again), len(again.changes)))
+    # 5 workloads that fit nowhere (more cores per replica than any server has): partial_workloads places the rest.
+    huge = [WorkloadRequest(name="zz-huge-%d" % i, region="region-%02d" % i, replicas=3, cpu=500.0)
+            for i in range(5)]
+    for partial in (True, False):
+        mixed, t_mixed = timed(plan_placement, candidates, groups, Ledger(),
+                               PlacementOptions(partial_workloads=partial), [*workloads, *huge])
+        print("engine, %d workloads of which 5 fit nowhere, partial_workloads=%s: %s ms wall|cpu, ok=%s, "
+              "%d placed, %d unplaced" % (len(workloads) + 5, str(partial).lower(), ms(t_mixed), mixed.ok,
+                                          len(mixed.ledger.workloads), len(mixed.unplaced)))
     print("engine, both levels: %.2f s wall, %.2f s cpu; target < %.0f s (load average now %.1f on %d cores)"
           % (*t_engine2, target, os.getloadavg()[0], os.cpu_count()))
 

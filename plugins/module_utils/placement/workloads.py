@@ -17,24 +17,34 @@ Each workload is a number of replicas with a cpu/memory request. In name order
   pin the StatefulSet to exactly the nodes whose capacity was reserved.
 
 Node capacity is the server's cores and memory minus a system reserve.
+
+A workload that fits nowhere is *unplaced*: ``place_workloads`` reports it apart
+from the failures, and ``plan_placement`` either refuses the plan for it or, with
+``partial_workloads``, places the rest. A workload placed before whose new
+request fits nowhere keeps its previous placement (planned again with its
+previous request, so its reservation holds and the others go around it).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import Ledger
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.model import (
     NODE_LABELS,
     UNRESERVED_LABELS,
     Candidate,
-    Ledger,
     Location,
+    PlacementError,
     PlacementOptions,
     WorkloadRequest,
     etcd_quorum_cap,
 )
+
+__all__ = ["Node", "WorkloadPlacer", "WorkloadPlan", "node_eligible", "place_workloads"]
 
 EPSILON = 1e-9
 
@@ -47,7 +57,10 @@ class WorkloadPlan:
     manifests: dict[str, dict]
     drift: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # bad input (a workload listed twice)
+    # Workloads not placed as requested: {workload, reason, kept_previous}; kept_previous: the ledger's
+    # placement (of the previous request) stays.
+    unplaced: list[dict] = field(default_factory=list)
 
 
 class Node:
@@ -178,9 +191,12 @@ def manifest(workload: WorkloadRequest, group: str, nodes: list[str]) -> dict:
 
 
 class WorkloadPlacer:
-    def __init__(self, candidates, groups, members, ledger: Ledger, options: PlacementOptions):
+    def __init__(self, candidates, groups, members, ledger: Ledger, options: PlacementOptions, *,
+                 fallback: dict[str, str] | None = None):
         self.options = options
         self.ledger = ledger
+        # Workloads planned with their previous request because the new one fits nowhere: name -> why.
+        self.fallback = fallback or {}
         self.groups = {g.key: g for g in groups}
         self.nodes: dict[str, Node] = {}
         self.group_nodes: dict[str, list[Node]] = {}
@@ -209,6 +225,7 @@ class WorkloadPlacer:
         self.drift: list[str] = []
         self.warnings: list[str] = []
         self.failures: list[str] = []
+        self.unplaced: list[dict] = []
 
     def eligible_groups(self, cluster: str, workload: WorkloadRequest) -> list[str]:
         keys = []
@@ -291,8 +308,17 @@ class WorkloadPlacer:
         explanation.update(status="unsatisfiable", funnel=funnel, why=skipped)
         steps = " -> ".join("%s: %d" % (s["filter"], s["left"]) for s in funnel)
         detail = "; ".join(skipped) if skipped else "no candidate node group"
-        self.failures.append("workload %s: unsatisfiable: %d replica(s) of %.2f cores / %.1f GB (funnel: %s). %s"
-                             % (workload.name, workload.replicas, workload.cpu, workload.memory_gb, steps, detail))
+        reason = ("workload %s: unsatisfiable: %d replica(s) of %.2f cores / %.1f GB (funnel: %s). %s"
+                  % (workload.name, workload.replicas, workload.cpu, workload.memory_gb, steps, detail))
+        if workload.name in self.fallback:
+            reason = "%s; its previous request does not fit either: %s" % (self.fallback[workload.name], reason)
+        self.unplaced.append({"workload": workload.name, "reason": reason, "kept_previous": False})
+
+    def keep_previous(self, workload: WorkloadRequest, key: str, valid: list) -> None:
+        """A fallback workload whose nodes left and that cannot be topped up: the nodes it still has keep their
+        reservation (``valid``: still there, with room) rather than it losing all of them."""
+        self.commit(workload, key, valid, "kept previous",
+                    ["%d of its %d replica(s) keep their nodes" % (len(valid), workload.replicas)])
 
     def run(self, workloads: list[WorkloadRequest]) -> WorkloadPlan:
         requested = {}
@@ -322,9 +348,17 @@ class WorkloadPlacer:
                     self.commit(workload, key, chosen, "repaired", ["kept %d replica(s) in %s, placed %d more"
                                                                     % (len(valid), key, len(chosen) - len(valid))])
                     continue
+                if workload.name in self.fallback:
+                    # Its previous nodes that are left keep their reservation rather than losing all of it.
+                    self.keep_previous(workload, key, valid)
+                    continue
             self.place(workload, prefer=key)
         for name in sorted(set(self.ledger.workloads) - set(requested)):
             self.drift.append("workload %s is no longer requested; released" % name)
+        for name in sorted(set(self.fallback) & set(self.placements)):
+            self.explanations[name]["why"].insert(0, self.fallback[name])
+            self.unplaced.append({"workload": name, "reason": self.fallback[name], "kept_previous": True})
+        self.unplaced.sort(key=lambda item: item["workload"])
         return WorkloadPlan(
             placements=self.placements,
             explanations=[self.explanations[name] for name in sorted(self.explanations)],
@@ -333,6 +367,7 @@ class WorkloadPlacer:
             drift=self.drift,
             warnings=self.warnings,
             failures=self.failures,
+            unplaced=self.unplaced,
         )
 
     def changes(self) -> list[dict]:
@@ -351,6 +386,40 @@ class WorkloadPlacer:
         return changes
 
 
+def previous_request(workload: WorkloadRequest, entry: dict) -> WorkloadRequest | None:
+    """``workload`` with the request its ledger entry was placed for (fields the entry lacks stay), or None
+    when the entry's spec is not a usable request (a hand-edited ledger)."""
+    spec = entry.get("spec") or {}
+    fields = {name: spec[name] for name in ("replicas", "cpu", "memory_gb", "disk_type", "dedicated", "spread")
+              if name in spec}
+    previous = dataclasses.replace(workload, **fields)
+    try:
+        previous.validate("ledger workloads")
+    except PlacementError:
+        return None
+    return previous
+
+
 def place_workloads(candidates, groups, members, ledger: Ledger, options: PlacementOptions, *,
                     workloads) -> WorkloadPlan:
-    return WorkloadPlacer(candidates, groups, members, ledger, options).run(list(workloads))
+    """Place ``workloads``. With ``options.partial_workloads``, a placed workload whose new request fits nowhere
+    is planned again with its previous request (until no more such workloads turn up: each pass only adds
+    to them, so there are at most as many passes as ledger workloads, in practice two)."""
+    requests = {w.name: w for w in workloads}
+    order = list(workloads)
+    fallback: dict[str, str] = {}
+    previous: dict[str, WorkloadRequest] = {}
+    while True:
+        plan = WorkloadPlacer(candidates, groups, members, ledger, options, fallback=fallback).run(
+            [previous.get(w.name, w) for w in order])
+        more = False
+        for item in plan.unplaced if options.partial_workloads else ():
+            name = item["workload"]
+            if name in ledger.workloads and name not in fallback:
+                earlier = previous_request(requests[name], ledger.workloads[name])
+                if earlier is not None:
+                    previous[name] = earlier
+                    fallback[name] = "%s; planned with its previous request instead" % item["reason"]
+                    more = True
+        if not more:
+            return plan

@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 
 import pytest
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent, hop_distance, load_fleet
+from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import hop_distance, load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import PLACEMENT, FileStore
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     Candidate,
@@ -17,8 +17,6 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     Ledger,
     Location,
     PlacementError,
-    PlacementOptions,
-    WorkloadRequest,
     dump_ledger,
     model_from_fleet,
     parse_ledger,
@@ -26,44 +24,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     replace_server,
     workload_request,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE_FLEET = os.path.join(REPO, "inventory", "example", "fleet.yml")
-
-
-def make_servers(racks=("a01", "a02", "a03", "a04"), per_rack=4, rows=2, region="eu", dc="dc1", **hardware):
-    """Servers named <rack>-sNN; racks are dealt round-robin over rows r1..rN."""
-    servers = {}
-    for i, rack in enumerate(racks):
-        location = Location(region, dc, "r%d" % (i % rows + 1), rack)
-        for n in range(1, per_rack + 1):
-            name = "%s-s%02d" % (rack, n)
-            servers[name] = Candidate(
-                name=name,
-                location=location,
-                cores=hardware.get("cores", 64),
-                memory_gb=hardware.get("memory_gb", 256),
-                disks=hardware.get("disks", (("nvme", 2000),)),
-                nic_gbps=hardware.get("nic_gbps", 25),
-            )
-    return servers
-
-
-def group(name="workers", cluster="c1", count=3, roles=("worker",), region="eu", **intent):
-    return GroupRequest(cluster=cluster, group=name, region=region, roles=roles, intent=Intent(count=count, **intent))
-
-
-def etcd_group(count=3, cluster="c1", **intent):
-    return group("control-plane", cluster=cluster, count=count, roles=("control_plane", "etcd"), **intent)
-
-
-def plan(servers, groups, ledger=None, workloads=None, **options):
-    return plan_placement(servers, groups, ledger or Ledger(), PlacementOptions(**options), workloads)
-
-
-def racks_of(servers, names):
-    return [servers[n].location.rack for n in names]
-
+from fleet_samples import EXAMPLE_FLEET
+from placement_samples import etcd_group, group, make_servers, plan, racks_of, two_clusters, wl
 
 # --- the example fleet through the fleet model -----------------------------------------
 
@@ -86,7 +48,8 @@ def test_intent_override_rejects_unknown_cluster_and_field():
     fleet = load_fleet(EXAMPLE_FLEET)
     with pytest.raises(PlacementError, match="cluster 'nope' is not in the fleet"):
         model_from_fleet(fleet, [{"cluster": "nope", "group": "x", "count": 1}])
-    with pytest.raises(PlacementError, match="unknown field"):
+    # Intent fields are checked by the fleet model's own intent validation (fleet.intent_from_mapping).
+    with pytest.raises(BaremetalError, match=r"intents\[0\]\.cuont: unknown field"):
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "cuont": 1}])
 
 
@@ -279,7 +242,7 @@ def test_plans_are_deterministic_regardless_of_input_order():
 
 
 def test_hop_rule_matches_fleet_hop_distance():
-    from ansible_collections.baremetal.k8s.plugins.module_utils.placement_servers import PeerCounter
+    from ansible_collections.baremetal.k8s.plugins.module_utils.placement.locality import PeerCounter
 
     servers = make_servers(racks=("a01", "a02", "a03"), per_rack=2)
     servers["far"] = Candidate("far", Location("eu", "dc2", "r1", "z01"))
@@ -293,17 +256,6 @@ def test_hop_rule_matches_fleet_hop_distance():
 
 
 # --- workloads ---------------------------------------------------------------------------
-
-
-def two_clusters():
-    servers = make_servers(racks=("a01", "a02", "a03", "a04", "a05", "a06"), per_rack=2, cores=18, memory_gb=72)
-    groups = [group(cluster="c1", count=3), group(cluster="c2", count=3)]
-    return servers, groups
-
-
-def wl(name, **kw):
-    kw.setdefault("region", "eu")
-    return WorkloadRequest(name=name, **kw)
 
 
 def test_workloads_least_connection_and_spread():
@@ -334,7 +286,8 @@ def test_workload_capacity_is_never_overcommitted_and_failure_is_explained():
         for node in placement["nodes"]:
             used[node] = used.get(node, 0) + 4
     assert max(used.values()) <= 16
-    over = plan(servers, groups, workloads=[*workloads, wl("w99", replicas=3, cpu=4, memory_gb=8)])
+    over = plan(servers, groups, workloads=[*workloads, wl("w99", replicas=3, cpu=4, memory_gb=8)],
+                partial_workloads=False)
     assert not over.ok
     assert "workload w99: unsatisfiable" in over.failures[0]
     assert "clusters in region eu: 2 -> with a worker node group: 2 -> with capacity and spread" in over.failures[0]
@@ -420,11 +373,11 @@ def test_groups_fill_the_home_datacenter_first_and_overflow_at_the_caps():
 
 def test_intent_overrides_are_validated_like_the_fleet_file():
     fleet = load_fleet(EXAMPLE_FLEET)
-    with pytest.raises(PlacementError, match=r"intents\[0\] \(ams1-prod/general\): count must be a whole number >= 0"):
+    with pytest.raises(BaremetalError, match=r"placement: intents\[0\]\.count: -1 is out of range"):
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "count": -1}])
-    with pytest.raises(PlacementError, match=r"max_share_per_domain must be a number in \(0, 1\]"):
+    with pytest.raises(BaremetalError, match=r"max_share_per_domain: expected a number in \(0, 1\]"):
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "max_share_per_domain": 2}])
-    with pytest.raises(PlacementError, match="spread must be one of rack, row, datacenter"):
+    with pytest.raises(BaremetalError, match=r"spread: invalid value 'planet'\. Fix: use one of: rack, row, datac"):
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "spread": "planet"}])
     with pytest.raises(PlacementError, match="unknown role"):
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "new", "roles": ["master"]}])
@@ -433,3 +386,7 @@ def test_intent_overrides_are_validated_like_the_fleet_file():
         model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "control-plane", "count": 4}])
     groups = model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "control-plane", "count": 5}])[1]
     assert next(g for g in groups if g.key == "ams1-prod/control-plane").target == 5
+    # An override changes the fields it gives and keeps the rest of the group's intent.
+    general = next(g for g in model_from_fleet(fleet, [{"cluster": "ams1-prod", "group": "general", "count": 3,
+                                                        "min_cores": None}])[1] if g.key == "ams1-prod/general")
+    assert general.intent.count == 3 and general.intent.min_cores == 32 and general.intent.disk_type == "nvme"

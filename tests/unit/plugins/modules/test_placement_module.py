@@ -20,7 +20,8 @@ import sys
 import pytest
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# tests/unit/plugins/modules/ -> the repository.
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
 EXAMPLE_FLEET = os.path.join(REPO, "inventory", "example", "fleet.yml")
 GROW = {"cluster": "ams1-prod", "group": "general", "count": 3}
@@ -122,6 +123,34 @@ def test_bad_input_is_a_clear_error_not_a_traceback(fleet):
     ledger.write_text("version: 7\n")
     result = run_module({"fleet": str(fleet)})
     assert result["failed"] is True and "not a version 1 placement ledger" in result["msg"]
+
+
+def test_bad_options_name_the_option_and_the_fix(fleet):
+    result = run_module({"fleet": str(fleet), "reserved_cores": -100})
+    assert result["failed"] is True and "reserved_cores must be a number >= 0, not -100.0. Fix:" in result["msg"]
+    result = run_module({"fleet": str(fleet), "replace": ["ams1-a03-s3"]})
+    assert result["failed"] is True
+    assert "replace: ams1-a03-s3 is not a server of the fleet; did you mean ams1-a03-s03" in result["msg"]
+    result = run_module({"fleet": str(fleet), "workloads": [{"name": "db", "region": "eu-west", "cpu": -1}]})
+    assert result["failed"] is True and "workloads[0] (db): cpu must be a number >= 0" in result["msg"]
+    assert sorted(os.listdir(fleet.parent)) == ["fleet.yml"]
+
+
+def test_a_workload_that_fits_nowhere_is_reported_and_the_rest_placed_unless_strict(fleet):
+    huge = {"name": "huge-db", "region": "eu-west", "replicas": 2, "cpu": 500}
+    args = {"fleet": str(fleet), "intents": [GROW], "workloads": [*WORKLOADS, huge]}
+    result = run_module(args, "--check")
+    assert not result.get("failed") and result["changed"] is True
+    assert [u["workload"] for u in result["unplaced"]] == ["huge-db"]
+    assert "workload huge-db: unsatisfiable" in result["unplaced"][0]["reason"]
+    assert any("workload huge-db: unsatisfiable" in w for w in result["warnings"])
+    assert sorted(result["plan"]["workloads"]) == ["orders-db", "sessions-redis"]
+    assert result["plan"]["groups"]["ams1-prod/general"] == ["ams1-a01-s02", "ams1-a02-s02", "ams1-a03-s03"]
+    strict = run_module(dict(args, partial_workloads=False), "--check")
+    assert strict["failed"] is True and "placement refused" in strict["msg"]
+    assert "workload huge-db: unsatisfiable" in strict["msg"]
+    assert [u["workload"] for u in strict["unplaced"]] == ["huge-db"]
+    assert sorted(os.listdir(fleet.parent)) == ["fleet.yml"]
 
 
 def test_example_playbook_plans_in_check_mode_and_prints_explanations(fleet):
