@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 
-from .fleet_checks import Checker, Skip, shown, suggest
+from .fleet_checks import Checker, Skip, shown, suggest, type_name
 from .fleet_model import FleetValidationError, Intent
 from .vocabulary import DISK_TYPES, SPREAD_LEVELS
 
@@ -37,7 +37,7 @@ def intent_from_mapping(raw, source, path, base=None):
 def read_intent(check, raw, path, base=None):
     """``intent_from_mapping`` for a parser: problems go to ``check.errors``, and it raises Skip if any."""
     if not isinstance(raw, dict):
-        check.fail(path, f"expected a mapping, got {shown(raw)}", "write it as key: value pairs")
+        check.fail(path, f"expected a mapping, got {type_name(raw)}", "write it as key: value pairs")
     before = len(check.errors)
     values = {}
     for key, value in raw.items():

@@ -41,6 +41,10 @@ def decode(text, path):
 # --------------------------------------------------------------------------- JSON
 
 
+class _DuplicateKey(FleetError):
+    """A key written twice; always raised, even where other reading errors are not."""
+
+
 class _DuplicateJsonKey(Exception):
     def __init__(self, key):
         super().__init__(key)
@@ -68,9 +72,10 @@ def _decode_json(text, path):
         # Rare path: JSON is YAML, and the YAML reader names the lines of the duplicate.
         try:
             _decode_yaml(text, path)
-        except FleetError as exc:
-            if "written twice" in exc.problem:
-                raise
+        except _DuplicateKey:
+            raise
+        except FleetError:
+            pass  # a JSON detail the YAML reader does not take: name the key only
         raise FleetError(path, None, f"key {dup.key!r} is written twice in one object",
                          "keep one of them (a YAML or JSON reader silently keeps only the last one)") from None
 
@@ -128,7 +133,7 @@ class _Builder:
             raise FleetError(
                 self.path, _line(target),
                 f"YAML aliases expand the document to {self.written + self.expanded:,} values "
-                f"(the alias of this block repeats {size:,} of them); the limit is {limit:,}",
+                f"(each alias of the block at this line repeats {size:,}); the limit is {limit:,}",
                 "write the repeated blocks out, or use fewer nested aliases",
             )
         return value
@@ -188,7 +193,7 @@ class _Builder:
                 raise FleetError(self.path, _line(key_node), "a mapping key is a list or a mapping",
                                  "use a plain word as the key") from None
             if line is not key_node:
-                raise FleetError(
+                raise _DuplicateKey(
                     self.path, _both(line, key_node),
                     f"key {key!r} is written twice in one mapping",
                     "keep one of them (a YAML or JSON reader silently keeps only the last one)",

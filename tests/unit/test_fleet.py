@@ -638,3 +638,10 @@ def test_a_null_label_value_needs_a_value():
     data = small_fleet()
     data["servers"][1]["labels"] = {"gpu": None}
     assert only_problem(data, "servers[1].labels.gpu", "got null")[2] == 'write a value, or "" for an empty one'
+
+
+def test_duplicate_json_key_the_yaml_reader_cannot_locate(tmp_path):
+    # U+FFFE is fine in JSON but not in YAML: the key is still named, without lines.
+    text = '{"version": 1, "servers": [], "note\ufffe": 1, "servers": []}'
+    error = load_error(tmp_path, text, name="fleet.json")
+    assert error.path == "(top level)" and "key 'servers' is written twice in one object" in error.problem
