@@ -27,10 +27,10 @@ description:
     when a node group cannot be filled or the blast radius is exceeded (a node group is never half built).
   - Workloads that fit nowhere are reported in RV(unplaced) and as warnings while the others are placed
     (O(partial_workloads=true), the default); with O(partial_workloads=false) they refuse the whole plan.
-  - Assignments are kept in the placement ledger, in the same store as the allocation ledger (the fleet
-    file's C(allocations:) section): a file (default C(<fleet>.placement.yml) beside the fleet file) written
+  - "Assignments are kept in the placement ledger, in the same store as the allocation ledger (the fleet
+    file's C(allocations) section): a file (default C(<fleet>.placement.yml) beside the fleet file) written
     atomically under a lock, or a ConfigMap in the management cluster (AWX). The inventory plugin reads it:
-    placed servers become members of their node groups. See docs/placement.md.
+    placed servers become members of their node groups. See docs/placement.md."
   - Runs on the controller (use it with C(delegate_to=localhost) or on a localhost play).
 author:
   - baremetal.k8s maintainers (@baremetal)
