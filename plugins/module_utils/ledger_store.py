@@ -329,4 +329,3 @@ def store_for_fleet(fleet, overrides=None, ledger=ALLOCATIONS):
     settings.update(fleet.allocations.kubernetes)
     settings.update({k: v for k, v in (overrides or {}).items() if v})
     return open_store(fleet_file=fleet.source, ledger=ledger, **settings)
-

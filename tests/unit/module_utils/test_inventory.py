@@ -36,8 +36,8 @@ def test_placed_servers_are_members_with_groups_and_addresses():
     fleet = intent_fleet()
     assert place_members(fleet, {"s04": ("c1", "workers"), "s03": ("c1", "workers")}) == []
     assert fleet.clusters["c1"].node_groups[1].placed == ["s03", "s04"]
-    assert fleet.cluster_of("s04").name == "c1" and fleet.clusters["c1"].roles_of("s04") == ["worker",
-                                                                                              "load_balancer"]
+    assert fleet.cluster_of("s04").name == "c1"
+    assert fleet.clusters["c1"].roles_of("s04") == ["worker", "load_balancer"]
     data = inventory_of(fleet)
     groups, hosts = data["groups"], data["hosts"]
     assert groups["node_group_c1_workers"]["hosts"] == ["s03", "s04"]
