@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import bootstrap_artifacts as ba
 
 DIRS = {"binary": "/usr/local/bin", "cni": "/opt/cni/bin", "image": "/var/lib/baremetal-k8s/images"}
-BOTH = ["control_plane", "worker"]
+BOTH = ("control_plane", "worker")
 
 
 def artifact(name, kind, path, nodes=BOTH, **extra):

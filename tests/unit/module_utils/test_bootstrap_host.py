@@ -41,8 +41,8 @@ def test_auto_without_a_reading_and_a_bad_setting_are_errors():
 
 
 def test_docker_embedded_dns_gets_the_gateway_in_the_kubelet_resolv_conf():
-    assert bh.kubelet_resolv_conf(["127.0.0.11"], [], ROUTE) == {"path": "/etc/kubernetes/resolv.conf",
-                                                               "nameservers": ["172.30.0.1"]}
+    expected = {"path": "/etc/kubernetes/resolv.conf", "nameservers": ["172.30.0.1"]}
+    assert bh.kubelet_resolv_conf(["127.0.0.11"], [], ROUTE) == expected
     assert bh.kubelet_resolv_conf(["127.0.0.11", "::1"], [], ROUTE)["path"] == "/etc/kubernetes/resolv.conf"
 
 
