@@ -233,9 +233,9 @@ def probes_from_dict(data, path="probes") -> Probes:
     if unknown:
         raise NodeHealthError("%s.%s" % (path, unknown[0]), "unknown probe",
                               "use some of: %s" % ", ".join(PROBE_KEYS))
-    reachable, _ = _flag(data.get("reachable"), path + ".reachable",
-                         "write whether the controller reached the host, e.g. "
-                         "reachable: \"{{ not (probe.unreachable | default(false)) }}\"")
+    reachable = _flag(data.get("reachable"), path + ".reachable",
+                      "write whether the controller reached the host, e.g. "
+                      "reachable: \"{{ not (probe.unreachable | default(false)) }}\"")[0]
     values = {"reachable": reachable}
     for unit in ("containerd", "kubelet"):
         active, word = _flag(data.get(unit + "_active"), "%s.%s_active" % (path, unit),
@@ -558,10 +558,10 @@ def _verdict(member, node, lease, now, options):
         if heartbeat["renew_time"] is None:
             found.add("NoHeartbeat", "no kubelet heartbeat: %s" % heartbeat["problem"])
         else:
-            found.add("HeartbeatStale", "the kubelet's Lease %s/%s was last renewed %d s ago (%s), more than the "
-                      "heartbeat timeout of %d s" % (LEASE_NAMESPACE, node["name"], heartbeat["age"],
-                                                      heartbeat["renew_time"], heartbeat["timeout"]),
-                      timestamp(heartbeat["renew_time"], path) + heartbeat["timeout"])
+            detail = "the kubelet's Lease %s/%s was last renewed %d s ago (%s), more than the heartbeat timeout " \
+                "of %d s" % (LEASE_NAMESPACE, node["name"], heartbeat["age"], heartbeat["renew_time"],
+                             heartbeat["timeout"])
+            found.add("HeartbeatStale", detail, timestamp(heartbeat["renew_time"], path) + heartbeat["timeout"])
     if probes.reachable is False:
         found.add("HostUnreachable", "the controller cannot reach the host%s" % (
             " although the API sees it Ready with a fresh heartbeat (the controller's path to it is broken, or "
@@ -579,12 +579,11 @@ def _verdict(member, node, lease, now, options):
                   cond["since"])
     for kind in pressure:
         cond = conds[kind]
-        found.add(kind, "condition %s is True (%s)%s" % (kind, cond["reason"] or "no reason", " since %s"
-                                                        % iso(cond["since"]) if cond["since"] else ""),
-                  cond["since"])
+        since = " since %s" % iso(cond["since"]) if cond["since"] else ""
+        found.add(kind, "condition %s is True (%s)%s" % (kind, cond["reason"] or "no reason", since), cond["since"])
     if cordoned:
-        found.notes.append("cordoned by %s%s" % (observed["cordoned_by"], ": %s" % observed["cordon_reason"]
-                                                  if observed["cordon_reason"] else ""))
+        why = ": %s" % observed["cordon_reason"] if observed["cordon_reason"] else ""
+        found.notes.append("cordoned by %s%s" % (observed["cordoned_by"], why))
 
     category, summary = _categorise(observed, probes, heartbeat, wireguard, found)
     return _finish(member, category, summary, found, observed)

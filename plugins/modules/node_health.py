@@ -81,6 +81,7 @@ attributes:
     description: The module only reads; check mode does the same.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
 """
 
 EXAMPLES = r"""
@@ -157,7 +158,7 @@ nodes:
       type: list
       elements: str
     healthy:
-      description: Whether no problem was found (true exactly when O(nodes[].reasons) is empty).
+      description: Whether no problem was found (true exactly when RV(nodes[].reasons) is empty).
       type: bool
     category:
       description:
@@ -193,7 +194,7 @@ nodes:
       type: str
       sample: "2026-01-31T12:00:00Z"
     unhealthy_for:
-      description: Seconds from O(nodes[].unhealthy_since) until O(now) (null when that is null).
+      description: Seconds from RV(nodes[].unhealthy_since) until O(now) (null when that is null).
       type: float
     record:
       description:
