@@ -319,6 +319,79 @@ def test_workload_follows_a_replaced_node():
     assert third.workloads[0]["status"] == "repaired"
 
 
+def test_partial_workloads_place_the_rest_and_report_what_fits_nowhere():
+    servers, groups = two_clusters()
+    workloads = [wl("w%02d" % i, replicas=3, cpu=2, memory_gb=4) for i in range(4)]
+    huge = [wl("huge-a", replicas=3, cpu=100), wl("huge-b", replicas=9)]  # too big; more replicas than nodes
+    result = plan(servers, groups, workloads=[*workloads, *huge])
+    assert result.ok, result.failures
+    assert sorted(result.ledger.workloads) == ["w00", "w01", "w02", "w03"]
+    assert [u["workload"] for u in result.unplaced] == ["huge-a", "huge-b"]
+    assert not any(u["kept_previous"] for u in result.unplaced)
+    assert "workload huge-a: unsatisfiable: 3 replica(s) of 100.00 cores" in result.unplaced[0]["reason"]
+    assert [w for w in result.warnings if w.startswith("workload huge")] == [u["reason"] for u in result.unplaced]
+    assert {c["workload"] for c in result.changes if "workload" in c} == {"w00", "w01", "w02", "w03"}
+    assert sorted(result.manifests) == ["w00", "w01", "w02", "w03"]
+    explained = {w["workload"]: w["status"] for w in result.workloads}
+    assert explained["huge-a"] == explained["huge-b"] == "unsatisfiable"
+    # The same plan placed without the two: identical placements (the unplaced reserve nothing).
+    alone = plan(servers, groups, workloads=workloads)
+    assert alone.ledger.workloads == result.ledger.workloads
+    # Strict: the same input refuses the whole plan and writes nothing.
+    strict = plan(servers, groups, workloads=[*workloads, *huge], partial_workloads=False)
+    assert not strict.ok and strict.ledger == Ledger() and strict.changes == [] and strict.manifests == {}
+    assert [f.split(":")[0] for f in strict.failures] == ["workload huge-a", "workload huge-b"]
+    assert [u["workload"] for u in strict.unplaced] == ["huge-a", "huge-b"]
+
+
+def test_partial_workloads_never_half_build_a_node_group():
+    servers, groups = two_clusters()
+    result = plan(servers, [*groups, group("big", count=40)], workloads=[wl("w", replicas=1)])
+    assert not result.ok and result.ledger == Ledger() and result.changes == []
+    assert result.failures[0].startswith("c1/big: unsatisfiable") and result.workloads == []
+
+
+def test_a_placed_workload_whose_new_request_fits_nowhere_keeps_its_previous_placement():
+    servers, groups = two_clusters()
+    first = plan(servers, groups, workloads=[wl("db", replicas=3, cpu=4), wl("web", replicas=3, cpu=2)])
+    grown = plan(servers, groups, first.ledger, workloads=[wl("db", replicas=3, cpu=400), wl("web", replicas=3, cpu=2),
+                                                          wl("new", replicas=2, cpu=1)])
+    assert grown.ok
+    assert grown.ledger.workloads["db"] == first.ledger.workloads["db"]  # nodes and the previous spec
+    assert grown.ledger.workloads["web"] == first.ledger.workloads["web"] and "new" in grown.ledger.workloads
+    assert grown.unplaced == [{"workload": "db", "kept_previous": True, "reason": grown.unplaced[0]["reason"]}]
+    assert "workload db: unsatisfiable" in grown.unplaced[0]["reason"]
+    assert grown.unplaced[0]["reason"].endswith("planned with its previous request instead")
+    assert any("planned with its previous request instead" in w for w in grown.warnings)
+    # Its capacity stays reserved: the new workload is not put on top of it.
+    nodes = {n: 0.0 for n in grown.members["c1/workers"] + grown.members["c2/workers"]}
+    for placement in grown.ledger.workloads.values():
+        for node in placement["nodes"]:
+            nodes[node] += placement["spec"]["cpu"]
+    assert max(nodes.values()) <= 16
+    strict = plan(servers, groups, first.ledger, workloads=[wl("db", replicas=3, cpu=400)], partial_workloads=False)
+    assert not strict.ok and strict.ledger == first.ledger
+
+
+def test_a_workload_that_lost_a_node_and_has_no_room_keeps_the_replicas_it_has():
+    servers, groups = two_clusters()
+    # Each cluster's 3 nodes have 16 usable cores: "db" takes 12 on each of c1's nodes.
+    request = [wl("db", cluster="c1", region="", replicas=3, cpu=12)]
+    first = plan(servers, groups, workloads=request)
+    lost = first.ledger.workloads["db"]["nodes"][0]
+    replaced = replace_server(servers, groups, first.ledger, lost)
+    filler = [wl("filler", cluster="c1", region="", replicas=1, cpu=16)]  # takes the replacement node
+    ledger = replaced.ledger
+    fresh = sorted(set(replaced.members["c1/workers"]) - set(first.members["c1/workers"]))
+    ledger.workloads["filler"] = {"cluster": "c1", "group": "workers", "nodes": fresh, "spec": filler[0].spec()}
+    result = plan(servers, groups, ledger, workloads=[*request, *filler])
+    assert result.ok
+    kept = result.ledger.workloads["db"]
+    assert kept["nodes"] == [n for n in first.ledger.workloads["db"]["nodes"] if n != lost]
+    assert result.unplaced[0]["workload"] == "db" and result.unplaced[0]["kept_previous"]
+    assert next(w for w in result.workloads if w["workload"] == "db")["status"] == "kept previous"
+
+
 def test_workload_request_validation():
     assert workload_request({"name": "x", "region": "eu", "replicas": None}).replicas == 1
     with pytest.raises(PlacementError, match="give region or cluster"):
