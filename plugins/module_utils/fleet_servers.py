@@ -37,6 +37,7 @@ class Servers(Checker):
         self.servers = {}  # fleet-file order
         self.addresses = {}  # (version, int) -> (server, path)
         self.broken = set()  # names of servers whose entry has an error
+        self.good_labels = set()  # (key, value) pairs already checked: most servers share their labels
 
     def parse(self, servers):
         self.each(self.listof(servers, "servers"), "servers", self.server)
@@ -78,10 +79,14 @@ class Servers(Checker):
             return {}
         if not isinstance(raw, dict):
             self.fail(path, "labels must be a mapping of names to values", "write labels as key: value")
+        good = self.good_labels
         for key, value in raw.items():
+            if isinstance(value, str) and (key, value) in good:  # (a list value is not hashable)
+                continue
             if not isinstance(key, str) or not label_key_ok(key):
                 self.fail(f"{path}.{str(key)[:80]}", f"invalid label key {shown(key)}", LABEL_KEY_FIX)
             self.label_value(value, f"{path}.{key}")
+            good.add((key, value))
         return raw
 
     def protection(self, raw, path):

@@ -645,3 +645,9 @@ def test_duplicate_json_key_the_yaml_reader_cannot_locate(tmp_path):
     text = '{"version": 1, "servers": [], "note\ufffe": 1, "servers": []}'
     error = load_error(tmp_path, text, name="fleet.json")
     assert error.path == "(top level)" and "key 'servers' is written twice in one object" in error.problem
+
+
+def test_a_list_label_value_is_an_error_not_a_crash():
+    data = small_fleet()
+    data["servers"][1]["labels"] = {"gpu": ["a100"]}
+    only_problem(data, "servers[1].labels.gpu", "expected a string, got a list")
