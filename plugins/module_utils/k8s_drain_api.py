@@ -40,15 +40,16 @@ class Evicted:
     rec: PodRecord
     answer: Answer | None
     dry_run: bool = False
-    error: BaseException | None = None
+    error: Exception | None = None
 
 
 @dataclass
 class PdbChanged:
-    """Event: PodDisruptionBudget KEY ("ns/name") has this STATUS (None: deleted)."""
+    """Event: PodDisruptionBudget KEY ("ns/name") has this STATUS (None: deleted) and SELECTOR."""
 
     key: str
     status: dict | None
+    selector: dict | None = None
 
 
 def _json(resp) -> dict:
@@ -154,7 +155,8 @@ class KubeDrainApi:
                     listing = self.list_pdbs(namespace)
                     version = listing.get("metadata", {}).get("resourceVersion")
                     for pdb in listing.get("items", []):
-                        yield PdbChanged(f"{namespace}/{pdb['metadata']['name']}", pdb.get("status") or {})
+                        yield PdbChanged(f"{namespace}/{pdb['metadata']['name']}", pdb.get("status") or {},
+                                         (pdb.get("spec") or {}).get("selector"))
                 resp = self.policy.list_namespaced_pod_disruption_budget(
                     namespace, watch=True, resource_version=version, timeout_seconds=WATCH_SECONDS,
                     allow_watch_bookmarks=True, _preload_content=False,
@@ -169,7 +171,8 @@ class KubeDrainApi:
                     if event.get("type") == "BOOKMARK":
                         continue
                     key = f"{namespace}/{obj['metadata']['name']}"
-                    yield PdbChanged(key, None if event["type"] == "DELETED" else obj.get("status") or {})
+                    status = None if event["type"] == "DELETED" else obj.get("status") or {}
+                    yield PdbChanged(key, status, (obj.get("spec") or {}).get("selector"))
                     if stop.is_set():
                         return
             except Exception:  # best effort: the drain still retries on backoff without news
@@ -201,7 +204,7 @@ class EventChannel:
     def _evict(self, rec: PodRecord, grace_period: int | None, dry_run: bool) -> None:
         try:
             self._events.put(Evicted(rec, self._api.evict(rec, grace_period, dry_run), dry_run))
-        except BaseException as exc:  # handed to the drain loop, which raises it
+        except Exception as exc:  # handed to the drain loop, which raises it
             self._events.put(Evicted(rec, None, dry_run, error=exc))
 
     def watch_pdbs(self, namespace: str) -> None:
@@ -231,5 +234,6 @@ class EventChannel:
                 return events
 
     def close(self) -> None:
+        """Stop the watches; requests already sent finish, queued ones are dropped (the loop is over)."""
         self._stop.set()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Evicting pods through the Eviction API, retried as their PodDisruptionBudgets allow.
 
-Every pod is tried once at once: the API server is the authority on what a
-PDB allows. A refused pod (HTTP 429) is retried as soon as the PDB that
-refused it has room again - its namespace's PDBs are watched from the first
-refusal on - instead of after a fixed backoff, so a drain moves at the pace
-the PDBs allow. Besides, a refused pod is retried every ``backoff_max``
-seconds regardless (a watch can lag); a refusal whose PDB cannot be read is
-retried with exponential backoff.
+Every pod is tried at once: the API server is the authority on what a PDB
+allows. A refused pod (HTTP 429) is retried as soon as the PDB that refused
+it has room again - its namespace's PDBs are watched from the first refusal
+on - instead of after a fixed backoff, so a drain moves at the pace the PDBs
+allow. Once they are watched, a pod not tried yet whose PDB (by selector)
+has no room waits for it the same way, rather than collecting a refusal.
+Besides, a waiting pod is tried every ``backoff_max`` seconds regardless (a
+watch can lag); a refusal whose PDB cannot be read is retried with
+exponential backoff.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Evictor:
         self.ctx = ctx
         self.api, self.options, self.clock, self.log = ctx.api, ctx.options, ctx.clock, ctx.log
         self.ledger = PdbLedger()
+        self.started = 0.0  # when evict() began
         self._pdbs_of_namespace: dict[str, list[dict]] = {}
 
     # ---- the real thing
@@ -44,12 +47,14 @@ class Evictor:
     def _evict_until(self, channel, records: list[PodRecord], deadline: float) -> None:
         waiting = round_robin(records)  # the order of first attempts; retries follow their PDBs
         in_flight: dict[int, tuple[list[str], int]] = {}  # id(record) -> (PDBs counted against, ledger ticket)
-        next_report = self.clock.monotonic() + self.options.report_interval
+        self.started = self.clock.monotonic()
+        next_report = self.started + self.options.report_interval
         while waiting:
             now = self.clock.monotonic()
             if now < deadline:
                 for rec in self._due(waiting, in_flight, now):
-                    in_flight[id(rec)] = (list(rec.blocked_by), self.ledger.sent(rec.blocked_by))
+                    limits = self._limits(rec)
+                    in_flight[id(rec)] = (limits, self.ledger.sent(limits))
                     channel.evict(rec, self.options.grace_period)
             elif not in_flight:
                 break
@@ -57,34 +62,42 @@ class Evictor:
                 next_report = now + self.options.report_interval
                 self._report(waiting, now)
             for event in channel.next_events(self._time_to_wake(waiting, in_flight, now, deadline, next_report)):
-                if isinstance(event, PdbChanged):
-                    self.ledger.observe(event.key, event.status)
-                    continue
-                if event.error is not None:
-                    raise event.error
-                rec = event.rec
-                rec.attempts += 1
-                self._record(rec, event.answer)
-                refused = rec.outcome == "blocked"
-                keys, ticket = in_flight.pop(id(rec))
-                self.ledger.answered(keys, ticket, accepted=rec.outcome == "evicted",
-                                     refused_by=rec.blocked_by if refused else [])
-                if refused:
-                    channel.watch_pdbs(rec.namespace)
+                self._take(event, channel, in_flight)
             waiting = [r for r in waiting if r.outcome in ("pending", "blocked")]
 
+    def _take(self, event, channel, in_flight: dict) -> None:
+        """One piece of news: a PDB's new status, or the API's answer to one of our requests."""
+        if isinstance(event, PdbChanged):
+            self.ledger.observe(event.key, event.status, event.selector)
+            return
+        if event.error is not None:
+            raise event.error
+        rec = event.rec
+        rec.attempts += 1
+        self._record(rec, event.answer)
+        refused = rec.outcome == "blocked"
+        keys, ticket = in_flight.pop(id(rec))
+        self.ledger.answered(keys, ticket, accepted=rec.outcome == "evicted",
+                             refused_by=rec.blocked_by if refused else [])
+        if refused:  # from now on, this namespace's PDBs say when to retry
+            channel.watch_pdbs(rec.namespace)
+
+    def _limits(self, rec: PodRecord) -> list[str]:
+        """The PDBs REC waits for: those that refused it, or (not tried yet) the watched ones selecting it."""
+        return rec.blocked_by or self.ledger.selecting(rec.namespace, rec.labels)
+
     def _retry_at(self, rec: PodRecord) -> float:
-        """When REC is due regardless of its PDBs' news (pods never tried: at once)."""
-        if rec.outcome == "blocked" and self.ledger.knows(rec.blocked_by):
-            return rec.refused_at + self.options.backoff_max
+        """When REC is due regardless of its PDBs' news (pods never tried and no PDB known: at once)."""
+        if self.ledger.knows(self._limits(rec)):
+            return (rec.refused_at if rec.attempts else self.started) + self.options.backoff_max
         return rec.next_at
 
     def _due(self, waiting: list[PodRecord], in_flight: dict, now: float) -> list[PodRecord]:
         """The pods to send now, at most as many as free request slots."""
         idle = [r for r in waiting if id(r) not in in_flight]
-        watched = [r for r in idle if r.outcome == "blocked" and self.ledger.knows(r.blocked_by)]
-        # Refused pods whose PDB has room again go first: they are what the drain waits for.
-        chosen = pods_to_retry(watched, self.ledger.allowed())
+        watched = [r for r in idle if self.ledger.knows(self._limits(r))]
+        # Pods whose PDB has room again go first: they are what the drain waits for.
+        chosen = pods_to_retry(watched, self.ledger.allowed(), self._limits)
         picked = {id(r) for r in chosen}
         # Then the rest that is due, in WAITING's order among equals (pods never tried are due at 0).
         chosen += sorted((r for r in idle if id(r) not in picked and self._retry_at(r) <= now), key=self._retry_at)

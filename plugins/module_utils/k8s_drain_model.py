@@ -116,8 +116,9 @@ class PodRecord:
     evicted_after: float | None = None  # seconds since the drain started
     gone_after: float | None = None
     # Not part of the result: the controller's UID (first attempts go round-robin over controllers),
-    # when the last refusal came and when the backoff retry is due.
+    # the pod's labels (which PDBs select it), when the last refusal came and when the backoff retry is due.
     owner: str = field(default="", repr=False)
+    labels: dict = field(default_factory=dict, repr=False)
     refused_at: float = field(default=0.0, repr=False)
     next_at: float = field(default=0.0, repr=False)
 
@@ -127,6 +128,6 @@ class PodRecord:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        for hidden in ("owner", "refused_at", "next_at"):
+        for hidden in ("owner", "labels", "refused_at", "next_at"):
             out.pop(hidden)
         return out

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .k8s_drain_model import PodRecord
+from .k8s_drain_pods import selector_matches
 
 _PDB_IN_MESSAGE = re.compile(r"disruption budget (\S+)")
 _STATUS_NUMBERS = (
@@ -54,16 +55,19 @@ def backoff_delay(attempt: int, initial: float = 1.0, maximum: float = 10.0, rng
     return base * (0.75 + 0.25 * rng())
 
 
-def pods_to_retry(blocked: list[PodRecord], allowed: dict[str, int]) -> list[PodRecord]:
+def pods_to_retry(blocked: list[PodRecord], allowed: dict[str, int],
+                  pdbs_of: Callable[[PodRecord], list[str]] | None = None) -> list[PodRecord]:
     """Blocked pods to retry now: per PDB at most as many as it allows disruptions, soonest-due first.
 
-    A pod under several PDBs needs every one of them to allow (the API refuses such pods anyway).
+    A pod's PDBs are those that refused it (or what PDBS_OF says); a pod under several PDBs needs
+    every one of them to allow (the API refuses such pods anyway).
     """
     budget = dict(allowed)
     chosen = []
     for rec in sorted(blocked, key=lambda r: (r.next_at, r.key)):
-        if rec.blocked_by and all(budget.get(p, 0) > 0 for p in rec.blocked_by):
-            for p in rec.blocked_by:
+        keys = pdbs_of(rec) if pdbs_of else rec.blocked_by
+        if keys and all(budget.get(p, 0) > 0 for p in keys):
+            for p in keys:
                 budget[p] -= 1
             chosen.append(rec)
     return chosen
@@ -72,6 +76,7 @@ def pods_to_retry(blocked: list[PodRecord], allowed: dict[str, int]) -> list[Pod
 @dataclass
 class _Budget:
     status: dict | None = None  # last status read (None: not read yet)
+    selector: dict | None = None  # spec.selector (None: selects no pod)
     version: int = 0  # the ledger's version when that status was read
     deleted: bool = False  # the PDB is gone: it limits nothing any more
     in_flight: int = 0  # our eviction requests under this PDB not answered yet
@@ -95,12 +100,19 @@ class PdbLedger:
         self._budgets: dict[str, _Budget] = {}
         self._version = 0
 
-    def observe(self, key: str, status: dict | None) -> None:
+    def observe(self, key: str, status: dict | None, selector: dict | None = None) -> None:
         """A PDB's status as read from the API (None: the PDB was deleted, so it limits nothing)."""
         self._version += 1
         budget = self._budgets.setdefault(key, _Budget())
         budget.status, budget.deleted, budget.version = status or {}, status is None, self._version
+        budget.selector = selector
         budget.spent, budget.refused = 0, False
+
+    def selecting(self, namespace: str, labels: dict) -> list[str]:
+        """The watched PDBs of NAMESPACE whose selector selects a pod with LABELS."""
+        return sorted(key for key, budget in self._budgets.items()
+                      if key.startswith(namespace + "/") and budget.selector is not None and not budget.deleted
+                      and selector_matches(budget.selector, labels))
 
     def knows(self, keys: list[str]) -> bool:
         """Whether every one of these PDBs has been read (a refusal naming none is not known)."""

@@ -82,7 +82,7 @@ def plan_pods(pods: list[dict], options: DrainOptions, now: float | None = None)
         outcome = {SKIP: "skipped", REFUSE: "refused", WAIT: "terminating"}.get(action, "pending")
         owner = (controller_of(pod) or {}).get("uid", "")
         records.append(PodRecord(meta["namespace"], meta["name"], meta.get("uid", ""), action, reason, outcome,
-                                 owner=owner))
+                                 owner=owner, labels=meta.get("labels") or {}))
     return sorted(records, key=lambda r: r.key)
 
 

@@ -80,8 +80,7 @@ class SimChannel:
         if namespace not in self.watched:
             self.watched.add(namespace)
             self.cluster.watches += 1
-            self.queue += [PdbChanged(key, self.cluster.pdb_status(key)) for key in self.cluster.pdbs
-                           if key.startswith(namespace + "/")]
+            self.queue += [self.cluster.news(key) for key in self.cluster.pdbs if key.startswith(namespace + "/")]
 
     def next_events(self, timeout):
         if not self.queue:
@@ -137,10 +136,13 @@ class SimCluster:
         pdb = self.pdbs[key]
         return {"disruptionsAllowed": pdb["allowed"], "expectedPods": pdb["expected"]}
 
+    def news(self, key: str) -> PdbChanged:
+        return PdbChanged(key, self.pdb_status(key), self.pdbs[key]["selector"])
+
     def _changed(self, key: str) -> None:
         for channel in self.channels:
             if key.split("/", 1)[0] in channel.watched:
-                channel.queue.append(PdbChanged(key, self.pdb_status(key)))
+                channel.queue.append(self.news(key))
 
     def read_node(self, node):
         return {"metadata": {"name": node}, "spec": {"unschedulable": self.unschedulable}}
@@ -266,6 +268,25 @@ def test_retries_follow_the_pdbs_and_waste_no_request():
                                                      for i in (1, 2, 3))
     assert result["timings"]["total"] == 3.5  # the last eviction at 3 s, gone 0.5 s later
     assert any("api-1: eviction refused (shop/api)" in line for line in lines)
+
+
+def test_pods_not_tried_yet_wait_for_a_watched_pdb_instead_of_collecting_refusals():
+    """With 2 requests in flight, answers come between sends: once the namespace's PDBs are watched
+    (from the first refusal on), a pod whose PDB has no room is not sent until it has."""
+    cluster = SimCluster(ready_after=1.0, gone_after=0.5)
+    for app in ("api", "db", "web"):
+        cluster.add_app("shop", app, 4)
+    result = drainer(cluster, parallel=2).drain()
+    assert cluster.on_node() == [] and len(result["evicted"]) == 12
+    # The first pod of each Deployment goes; the second of each is sent before the watch's first list
+    # arrives and is refused; after that no pod is sent while its PDB has no room (9 refusals when
+    # everything goes at once, test_retries_follow_the_pdbs_and_waste_no_request).
+    assert cluster.refusals() == 3
+    assert [(name, code) for _, name, code in cluster.requests[:6]] == [
+        ("api-0", 201), ("db-0", 201), ("web-0", 201), ("api-1", 429), ("db-1", 429), ("web-1", 429)]
+    assert all(code == 201 for _, _, code in cluster.requests[6:])
+    assert sorted(p["evicted_after"] for p in result["pods"] if p["name"].startswith("db-")) == [0.0, 1.0, 2.0, 3.0]
+    assert result["timings"]["total"] == 3.5
 
 
 def test_timeout_fails_with_the_blocking_pdb_and_node_left_cordoned():
