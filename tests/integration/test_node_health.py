@@ -3,10 +3,11 @@
 """baremetal.k8s.node_health against the real control plane with kwok nodes.
 
 kwok plays the kubelets: it keeps its nodes Ready and renews their Leases in
-kube-node-lease. A dead kubelet is a node taken away from kwok (its annotation
-removed) whose Ready condition is patched to Unknown and whose Lease is written
-with a renewTime in the past; a stale heartbeat is the same with Ready left
-True (the node lifecycle controller flips it only after its grace period).
+kube-node-lease (every 10 s, even after its annotation is removed, so a kwok
+node cannot play dead). A dead kubelet is a Node nobody manages whose Ready
+condition is patched to Unknown and whose Lease carries a renewTime in the
+past; a stale heartbeat is the same with Ready left True (the node lifecycle
+controller flips it only after its grace period).
 Members without a Node, cordons with and without our annotation and a pressure
 condition complete the picture. The module runs for real through ``ansible
 localhost -m``; one case drives the core through ``read_cluster`` directly.
@@ -36,7 +37,6 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.remediation import (
     node_from_dict,
     plan_remediation,
 )
-from controlplane import KWOK_ANNOTATION
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -91,19 +91,24 @@ def wait_lease(coord, name: str, timeout: float = 30.0):
         time.sleep(0.2)
 
 
-def kill_kubelet(core, coord, name: str, *, ready: str, heartbeat_age: float, ready_age: float = 0.0):
-    """Take NAME away from kwok (its kubelet is gone), then set its Ready condition and its Lease's renewTime."""
-    core.patch_node(name, {"metadata": {"annotations": {KWOK_ANNOTATION: None}}})
-    time.sleep(0.5)  # let kwok drop it before the writes below, so it does not write over them
+def dead_node(core, coord, name: str, *, ready: str, heartbeat_age: float, ready_age: float = 0.0):
+    """A Node whose kubelet is gone: no kwok behind it (kwok renews the Lease of every node it ever managed, so
+    a kwok node cannot play dead), its Ready condition written as the node lifecycle controller would, and its
+    Lease with the last renewTime the kubelet wrote."""
     now = utcnow()
-    if ready != "True":
-        since = seconds(now - datetime.timedelta(seconds=ready_age))
-        core.patch_node_status(name, {"status": {"conditions": [
-            {"type": "Ready", "status": ready, "reason": "NodeStatusUnknown",
-             "message": "Kubelet stopped posting node status.", "lastHeartbeatTime": since,
-             "lastTransitionTime": since}]}})
+    core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+    since = seconds(now - datetime.timedelta(seconds=ready_age))
+    condition = {"type": "Ready", "status": ready,
+                 "reason": "KubeletReady" if ready == "True" else "NodeStatusUnknown",
+                 "message": "kubelet is posting ready status" if ready == "True" else
+                 "Kubelet stopped posting node status.", "lastHeartbeatTime": since, "lastTransitionTime": since}
+    core.patch_node_status(name, {"status": {"conditions": [condition], "nodeInfo": {
+        "kubeletVersion": "v1.36.3", "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+        "osImage": "", "containerRuntimeVersion": "", "kubeProxyVersion": "", "operatingSystem": "linux",
+        "architecture": "amd64"}}})
     renew = micro(now - datetime.timedelta(seconds=heartbeat_age))
-    coord.patch_namespaced_lease(name, LEASE_NAMESPACE, {"spec": {"renewTime": renew}})
+    coord.create_namespaced_lease(LEASE_NAMESPACE, {"metadata": {"name": name}, "spec": {
+        "holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renew}})
 
 
 @pytest.fixture
@@ -113,18 +118,40 @@ def apis(k8s_client):
     return client.CoreV1Api(k8s_client), client.CoordinationV1Api(k8s_client)
 
 
-def test_health_of_a_cluster_through_the_module(kubeconfig, apis, kwok_nodes):
-    core, coord = apis
-    names = kwok_nodes(7)
-    healthy, kubelet_dead, host_gone, stale, cordoned_ours, cordoned_other, pressured = names
-    prefix = healthy.rsplit("-", 1)[0]
-    ghost, newbie = prefix + "-ghost", prefix + "-newbie"
-    for name in names:
-        wait_lease(coord, name)
+@pytest.fixture
+def dead_nodes(apis):
+    """Factory: ``dead_nodes(name, ready=..., heartbeat_age=..., ready_age=...)``; Nodes and Leases deleted after."""
+    from kubernetes.client.exceptions import ApiException
 
-    kill_kubelet(core, coord, kubelet_dead, ready="Unknown", heartbeat_age=300, ready_age=120)
-    kill_kubelet(core, coord, host_gone, ready="Unknown", heartbeat_age=600, ready_age=500)
-    kill_kubelet(core, coord, stale, ready="True", heartbeat_age=120)
+    core, coord = apis
+    created = []
+
+    def make(name, **kw):
+        created.append(name)
+        dead_node(core, coord, name, **kw)
+        return name
+
+    yield make
+    for name in created:
+        for delete in (core.delete_node, lambda n: coord.delete_namespaced_lease(n, LEASE_NAMESPACE)):
+            try:
+                delete(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def test_health_of_a_cluster_through_the_module(kubeconfig, apis, kwok_nodes, dead_nodes):
+    core, coord = apis
+    healthy, cordoned_ours, cordoned_other, pressured = kwok_nodes(4)
+    prefix = healthy.rsplit("-", 1)[0]
+    kubelet_dead = dead_nodes(prefix + "-kubelet-dead", ready="Unknown", heartbeat_age=300, ready_age=120)
+    host_gone = dead_nodes(prefix + "-host-gone", ready="Unknown", heartbeat_age=600, ready_age=500)
+    stale = dead_nodes(prefix + "-stale", ready="True", heartbeat_age=120, ready_age=900)
+    names = [healthy, kubelet_dead, host_gone, stale, cordoned_ours, cordoned_other, pressured]
+    ghost, newbie = prefix + "-ghost", prefix + "-newbie"
+    for name in (healthy, cordoned_ours, cordoned_other, pressured):
+        wait_lease(coord, name)
     core.patch_node(cordoned_ours, {"spec": {"unschedulable": True}, "metadata": {"annotations": {
         CORDONED_BY_ANNOTATION: "recovery", CORDON_REASON_ANNOTATION: "drain and redeploy"}}})
     core.patch_node(cordoned_other, {"spec": {"unschedulable": True}})
