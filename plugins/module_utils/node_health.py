@@ -95,6 +95,9 @@ class NodeHealthError(BaremetalError, ValueError):
 # --------------------------------------------------------------------------- times
 
 
+_YEAR_10000 = 253402300800  # epoch seconds of 10000-01-01: later (or negative) times are typos
+
+
 def timestamp(value, path, *, allow_none=True):
     """Seconds since the epoch from a number, a datetime or an ISO 8601 string (``Z`` allowed); None stays None."""
     if value is None and allow_none:
@@ -102,15 +105,16 @@ def timestamp(value, path, *, allow_none=True):
     if isinstance(value, bool):
         pass  # an error below, not 0 or 1
     elif isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
+        if 0 <= value < _YEAR_10000:
+            return float(value)
     elif isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return value.timestamp()
+        seconds = (value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)).timestamp()
+        if 0 <= seconds < _YEAR_10000:
+            return seconds
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         try:
-            return float(text)
+            return timestamp(float(text), path)
         except ValueError:
             pass
         try:
@@ -118,7 +122,10 @@ def timestamp(value, path, *, allow_none=True):
         except ValueError:
             parsed = None
         if parsed is not None:
-            return timestamp(parsed, path)
+            try:
+                return timestamp(parsed, path)
+            except NodeHealthError:
+                pass  # reported with the text as written
     raise NodeHealthError(path, "expected a time, got %r" % (value,),
                           'write seconds since the epoch or an ISO 8601 time like "2026-01-31T12:00:00Z"')
 

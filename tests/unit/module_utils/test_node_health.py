@@ -371,7 +371,8 @@ def test_times():
     assert timestamp("1800000000", "t") == NOW and timestamp(NOW, "t") == NOW
     assert timestamp(datetime.datetime(2027, 1, 15, 8, 0), "t") == NOW  # naive: UTC
     assert iso(NOW) == "2027-01-15T08:00:00Z" and iso(NOW + 0.25) == "2027-01-15T08:00:00.250Z"
-    for bad in (True, "yesterday", float("nan"), [], ""):
+    for bad in (True, "yesterday", float("nan"), [], "", -1, 1e20, "1e20", float("inf"),
+                "0001-01-01T00:00:00Z"):
         with pytest.raises(NodeHealthError, match="expected a time"):
             timestamp(bad, "t")
 
