@@ -178,7 +178,7 @@ def format_blocked(report: list[dict]) -> list[str]:
     for entry in report:
         pods = ", ".join(entry["pods"])
         if entry["pdb"]:
-            nums = ", ".join(f"{k}={entry[k]}" for k, _ in _STATUS_NUMBERS if k in entry)
+            nums = ", ".join(f"{k}={entry[k]}" for k, _api_name in _STATUS_NUMBERS if k in entry)
             lines.append(f"PodDisruptionBudget {entry['pdb']} ({nums or 'status unknown'}) blocks eviction of {pods}")
         else:
             lines.append(f"eviction of {pods} refused with 429 (no PodDisruptionBudget named; API throttling?)")

@@ -50,7 +50,7 @@ class FakeClock:
 
     def advance_to(self, when: float) -> None:
         while self._timers and self._timers[0][0] <= when:
-            at, _, action = heapq.heappop(self._timers)
+            at, _seq, action = heapq.heappop(self._timers)
             self.now = max(self.now, at)
             action()
         self.now = max(self.now, when)
@@ -228,7 +228,7 @@ class SimCluster:
         return sorted(p["metadata"]["name"] for p in self.pods.values() if p["spec"]["nodeName"] == NODE)
 
     def refusals(self) -> int:
-        return sum(code == 429 for _, _, code in self.requests)
+        return sum(code == 429 for _at, _pod, code in self.requests)
 
 
 def drainer(cluster: SimCluster, lines: list | None = None, **options) -> NodeDrainer:
@@ -258,7 +258,7 @@ def test_retries_follow_the_pdbs_and_waste_no_request():
 
     assert cluster.on_node() == [] and cluster.unschedulable
     assert result["changed"] and result["cordoned"] and len(result["evicted"]) == 12
-    assert [name for _, name, code in cluster.requests[:3]] == ["api-0", "db-0", "web-0"]
+    assert [name for _at, name, _code in cluster.requests[:3]] == ["api-0", "db-0", "web-0"]
     assert cluster.refusals() == 9
     assert cluster.watches == 1  # one watch for the namespace, from its first refusal
     pods = by_name(result)
@@ -282,9 +282,9 @@ def test_pods_not_tried_yet_wait_for_a_watched_pdb_instead_of_collecting_refusal
     # arrives and is refused; after that no pod is sent while its PDB has no room (9 refusals when
     # everything goes at once, test_retries_follow_the_pdbs_and_waste_no_request).
     assert cluster.refusals() == 3
-    assert [(name, code) for _, name, code in cluster.requests[:6]] == [
+    assert [(name, code) for _at, name, code in cluster.requests[:6]] == [
         ("api-0", 201), ("db-0", 201), ("web-0", 201), ("api-1", 429), ("db-1", 429), ("web-1", 429)]
-    assert all(code == 201 for _, _, code in cluster.requests[6:])
+    assert all(code == 201 for _at, _pod, code in cluster.requests[6:])
     assert sorted(p["evicted_after"] for p in result["pods"] if p["name"].startswith("db-")) == [0.0, 1.0, 2.0, 3.0]
     assert result["timings"]["total"] == 3.5
 
