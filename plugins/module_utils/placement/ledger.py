@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import PLACEMENT, encode
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement.model import PlacementError
 
 LEDGER_VERSION = 1
@@ -68,6 +67,10 @@ class Ledger:
 
 def dump_ledger(ledger: Ledger) -> str:
     """The ledger as its file store writes it (YAML with a header), for diffs and comparisons."""
+    # Imported here: ledger_store brings the Kubernetes client's transport (urllib3, ssl) when installed,
+    # thousands of objects the engine itself never needs (they slow its garbage collections).
+    from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import PLACEMENT, encode
+
     return encode(ledger.to_data(), "placement.yml", PLACEMENT)
 
 
