@@ -33,8 +33,15 @@ import tarfile
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
-import k8s_artifacts  # noqa: E402  (plain module: no Ansible needed here)
+# The collection's module_utils by its namespace path (no Ansible needed): the checkout is linked as
+# .collections/ansible_collections/baremetal/k8s, as the Makefile and the tests link it.
+COLLECTIONS = os.path.join(REPO, ".collections")
+LINK = os.path.join(COLLECTIONS, "ansible_collections", "baremetal", "k8s")
+if not os.path.islink(LINK):
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    os.symlink(REPO, LINK)
+sys.path.insert(0, COLLECTIONS)
+from ansible_collections.baremetal.k8s.plugins.module_utils import k8s_artifacts  # noqa: E402
 
 BUILD_SH = os.path.join(REPO, "tools", "k8s-build", "build.sh")
 CACHE = os.environ.get("BMK8S_CACHE", os.path.expanduser("~/.cache/baremetal-k8s"))
