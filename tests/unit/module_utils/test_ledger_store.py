@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The file ledger: atomic, locked, and never handing out one address twice across real processes.
 
-The ConfigMap ledger runs against a real API server in tests/integration/test_allocation_store_k8s.py.
+The ConfigMap ledger runs against a real API server in tests/integration/test_ledger_store_k8s.py.
 """
 
 from __future__ import annotations
