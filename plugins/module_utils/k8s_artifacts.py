@@ -150,11 +150,3 @@ def check_manifest(manifest, version, arch, pod_network, source="manifest.json")
         raise ArtifactError("%s: missing %s; rebuild the set with tools/artifacts/build_artifacts.py"
                             % (source, ", ".join(missing)))
     return by_name
-
-
-def for_node(artifacts, node_roles):
-    """The artifacts (from check_manifest) one node needs, given its fleet roles."""
-    kinds = {"control_plane"} if "control_plane" in node_roles else set()
-    if "worker" in node_roles or not kinds:
-        kinds.add("worker")
-    return [a for a in artifacts.values() if kinds & set(a.get("nodes", ALL_NODES))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import k8s_artifacts as ka
+from ansible_collections.baremetal.k8s.plugins.module_utils.bootstrap_artifacts import node_artifacts
 
 SHA = "0" * 64
 
@@ -97,9 +98,11 @@ def test_check_manifest_refuses_untagged_images_and_odd_names(change, words):
         ka.check_manifest(data, "1.36.3", "amd64", "routed")
 
 
-def test_for_node_gives_workers_no_control_plane_images():
-    artifacts = ka.check_manifest(manifest(), "1.36.3", "amd64", "routed")
-    worker = {a["name"] for a in ka.for_node(artifacts, ["worker", "load_balancer"])}
-    control = {a["name"] for a in ka.for_node(artifacts, ["control_plane", "etcd"])}
+def test_a_checked_manifest_gives_workers_no_control_plane_images():
+    """The manifest as the role uses it: checked here, then cut per node by bootstrap_artifacts.node_artifacts."""
+    artifacts = list(ka.check_manifest(manifest(), "1.36.3", "amd64", "routed").values())
+    dirs = {"binary": "/usr/local/bin", "image": "/var/lib/images", "cni": "/opt/cni/bin"}
+    worker = {a["name"] for a in node_artifacts(artifacts, ["worker", "load_balancer"], dirs)}
+    control = {a["name"] for a in node_artifacts(artifacts, ["control_plane", "etcd"], dirs)}
     assert "kube-apiserver" not in worker and "kube-proxy" in worker
     assert {"kube-apiserver", "etcd", "kube-proxy", "bridge"} <= control
