@@ -12,20 +12,24 @@ the parts that are not known.
 The tree (each subclass lives beside the code that raises it)::
 
     BaremetalError
-    +-- LocatedError                     built as (WHERE, PATH, PROBLEM, FIX)
-    |   +-- FleetError (fleet.py)        the fleet file
-    |   |   +-- FleetValidationError     several problems at once
-    |   +-- StoreError (ledger_store.py) a ledger store cannot be read or written
-    |   +-- LedgerError (ipam.py)        a ledger's content is malformed
-    |   +-- AllocationError (ipam.py)    a pool is exhausted, or the ledger disagrees with the fleet
+    +-- LocatedError                       built as (WHERE, PATH, PROBLEM, FIX)
+    |   +-- FleetError (fleet_model.py)    the fleet file
+    |   |   +-- FleetValidationError       several problems at once
+    |   +-- StoreError (ledger_store.py)   a ledger store cannot be read or written
+    |   +-- LedgerError (ledger_store.py)  a ledger's content is malformed
+    |   +-- AllocationError (ipam.py)      a pool is exhausted, or the ledger disagrees with the fleet
     |   +-- LiveStateError (live_state.py) an API server could not be read
-    +-- LockTimeout (atomic_file.py)     another run holds a lock
-    +-- K8sClientError (k8s_client.py)   no usable Kubernetes credentials
-    +-- PlacementError (placement/)      an intent or option the planner cannot use
-    +-- EtcdError (etcd_client.py)       an etcd request failed (EtcdConfigError: bad options)
-    +-- DrainError (k8s_drain.py)        a drain could not finish
-    +-- RemediationError (remediation.py) bad input to the remediation policy
-    +-- ArtifactError (k8s_artifacts.py) the artifact request or manifest does not fit
+    +-- LockTimeout (atomic_file.py)       another run holds a file lock
+    +-- K8sClientError (k8s_client.py)     no usable Kubernetes credentials
+    +-- PlacementError (placement/model.py) an intent or option the planner cannot use
+    +-- EtcdError (etcd_client.py)         an etcd request failed (EtcdConfigError: bad options)
+    +-- DrainError (k8s_drain_model.py)    a drain could not finish (DrainOptionError: bad options)
+    +-- NodeHealthError (node_health.py)   bad input to the health assessment
+    +-- RemediationError (remediation.py)  bad input to the remediation policy
+    +-- RecoveryStateError (recovery_state.py) the recovery state or a call on it does not fit
+    +-- ArtifactError (k8s_artifacts.py)   the artifact request or manifest does not fit
+    +-- BootstrapError, HostSettingError, LoadBalancerError, ArtifactPlanError (bootstrap_*.py)
+                                           a role's inputs its decision cannot use
 """
 
 from __future__ import annotations
