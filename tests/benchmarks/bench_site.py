@@ -36,15 +36,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 PHASES = ("prepare hosts", "load balancer", "binaries and images", "kubeadm init", "control-plane joins",
           "workers", "pod network", "wait for Ready")
-PHASE_OF_ROLE = {"host_prep": "prepare hosts", "containerd": "prepare hosts", "wireguard": "prepare hosts",
-                 "api_lb": "load balancer", "k8s_node": "binaries and images", "k8s_worker": "workers",
-                 "pod_network": "pod network"}
+# site.yml's plays -> phases (the roles share task files: k8s_node's join pieces run in the control-plane and
+# worker plays, so the play says which phase a task belongs to).
+PHASE_OF_PLAY = {
+    "Prepare the Kubernetes nodes (packages, swap, kernel modules, sysctl, containerd)": "prepare hosts",
+    "Build the WireGuard mesh of each cluster": "prepare hosts",
+    "Run the API load balancers": "load balancer",
+    "Install the Kubernetes binaries and images": "binaries and images",
+    "Join the workers": "workers",
+    "Set up the pod network": "pod network",
+}
 
 
 def phase(task: dict) -> str:
-    if task["role"] == "k8s_control_plane":
-        return "control-plane joins" if "/join" in task["path"] else "kubeadm init"
-    return PHASE_OF_ROLE.get(task["role"], "wait for Ready")
+    if task["play"] == "Bring up the control plane":
+        return "control-plane joins" if "join" in os.path.basename(task["path"].split(":")[0]) else "kubeadm init"
+    return PHASE_OF_PLAY.get(task["play"], "wait for Ready")
 
 
 def run_site(url: str, times_file: str) -> tuple[float, int, dict[str, float]]:
@@ -74,6 +81,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     lab.down(LAB)  # bare hosts
     lab.up(LAB, 5)
+    inventory = lab.inventory_dir(LAB)
+    # The workers are declared by intent: placement chooses them before site.yml (as make site does).
+    subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory,
+                    os.path.join(REPO, "playbooks", "place.yml"), "-e", "place_fleet=" + os.path.join(inventory,
+                    "fleet.yml")], check=True, capture_output=True,
+                   env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+                            ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")))  # fmt: skip
     build = os.path.join(REPO, "tools", "artifacts", "build_artifacts.py")
     artifacts = subprocess.run([sys.executable, build], check=True, stdout=subprocess.PIPE,
                                text=True).stdout.split()[-1]

@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Callback for bench_site.py: writes each task's wall time, role and file as JSON lines.
+"""Callback for bench_site.py: writes each task's wall time, play, role and file as JSON lines.
 
 Enabled by bench_site.py through ANSIBLE_CALLBACK_PLUGINS and
 ANSIBLE_CALLBACKS_ENABLED; writes to the file named by BMK8S_PHASE_TIMES.
@@ -20,7 +20,7 @@ DOCUMENTATION = """
 name: phase_times
 type: aggregate
 short_description: Task wall times as JSON lines, for bench_site.py
-description: Writes one JSON object per task (role, task name, file, seconds) to the file in BMK8S_PHASE_TIMES.
+description: Writes one JSON object per task (play, role, task name, file, seconds) to the file in BMK8S_PHASE_TIMES.
 """
 
 
@@ -42,10 +42,14 @@ class CallbackModule(CallbackBase):
             self._out.write(json.dumps(self._current) + "\n")
         self._current = None
 
+    def v2_playbook_on_play_start(self, play):
+        self._play = play.get_name()
+
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._finish()
         role = task._role.get_name(include_role_fqcn=False) if task._role else ""
-        self._current = {"role": role, "task": task.get_name(), "path": task.get_path() or ""}
+        self._current = {"play": getattr(self, "_play", ""), "role": role, "task": task.get_name(),
+                         "path": task.get_path() or ""}
         self._started = time.monotonic()
 
     def v2_playbook_on_handler_task_start(self, task):
