@@ -10,7 +10,9 @@ Deployment's pods can only leave one at a time, each time after its
 replacement is Ready elsewhere. Prints wall times, their ratio against the
 target (node_drain at least 2x faster than kubectl drain) and the load
 average around each measurement; asserts nothing about them. With
-``--rounds N`` the two tools take turns N times, so load drift hits both.
+``--rounds N`` the two tools take turns N times, so load drift hits both;
+``--baseline DIR`` adds a turn for another checkout's module (for example
+``git archive <commit> | tar -x -C DIR``), to compare versions.
 
 The floor is the control plane's: after each eviction the PDB allows the next
 one only once the disruption controller (one worker for every PDB) has seen
@@ -98,9 +100,19 @@ def teardown(api, namespace: str) -> None:
         time.sleep(0.5)
 
 
-def run_module(kubeconfig: str, node: str) -> tuple[float, dict]:
+def collections_path(repo: str) -> str:
+    """A collections path holding REPO as baremetal.k8s (the checkout's own .collections, or one made for it)."""
+    path = os.path.join(repo, ".collections")
+    link = os.path.join(path, "ansible_collections", "baremetal", "k8s")
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.abspath(repo), link)
+    return path
+
+
+def run_module(kubeconfig: str, node: str, repo: str = REPO) -> tuple[float, dict]:
     env = dict(os.environ,
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+               ANSIBLE_COLLECTIONS_PATH=collections_path(repo),
                ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
@@ -143,7 +155,9 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="node_drain and kubectl drain take turns N times")
-    rounds = parser.parse_args(argv).rounds
+    parser.add_argument("--baseline", metavar="DIR", help="also drain with the module of this checkout, each round")
+    args = parser.parse_args(argv)
+    rounds = args.rounds
     bin_dir = ensure_binaries()
     cp = ControlPlane(bin_dir)
     cp.start()
@@ -153,7 +167,7 @@ def main(argv: list[str]) -> int:
         cfg.connection_pool_maxsize = 16
         api = client.ApiClient(cfg)
         spares = ["spare-1", "spare-2"]
-        targets = ["target-module", "target-kubectl"]
+        targets = ["target-module", "target-kubectl", *(["target-baseline"] if args.baseline else [])]
         for name in [*targets, *spares]:
             create_kwok_node(api, name, labels={"pool": "bench"})
         core = client.CoreV1Api(api)
@@ -173,6 +187,17 @@ def main(argv: list[str]) -> int:
                   f"{len(result['evicted'])} pods evicted, {refused} evictions refused by PDBs "
                   f"= {refused / max(1, len(result['pods'])):.2f} per pod)", flush=True)
             teardown(api, f"bench-module-{n}")
+
+            if args.baseline:
+                only_schedulable(core, targets, "target-baseline")
+                setup(api, f"bench-baseline-{n}", "target-baseline", spares)
+                before = load()
+                base_wall, base = run_module(str(cp.kubeconfig), "target-baseline", args.baseline)
+                refused = sum(max(0, p["attempts"] - 1) for p in base["pods"])
+                print(f"[{n}] baseline node_drain ({args.baseline}, wall): {base_wall:6.1f} s  (load {before} -> "
+                      f"{load()}; inside the module {base['timings']['total']:.1f} s; "
+                      f"{refused / max(1, len(base['pods'])):.2f} refused evictions per pod)", flush=True)
+                teardown(api, f"bench-baseline-{n}")
 
             only_schedulable(core, targets, "target-kubectl")
             setup(api, f"bench-kubectl-{n}", "target-kubectl", spares)
