@@ -33,38 +33,42 @@ FILTERS = {
 }
 
 
-def plugin(name):
-    return importlib.import_module("ansible_collections.baremetal.k8s.plugins.filter." + name)
+def filters():
+    module = importlib.import_module("ansible_collections.baremetal.k8s.plugins.filter.bootstrap")
+    return module.FilterModule().filters()
 
 
-def test_every_filter_file_is_listed_here():
-    files = {f[:-3] for f in os.listdir(FILTER_DIR) if f.endswith(".py") and f != "__init__.py"}
-    assert files == set(FILTERS)
+def test_every_filter_is_listed_here_and_documented_beside_the_plugin():
+    assert set(filters()) == set(FILTERS)
+    docs = {f[:-4] for f in os.listdir(FILTER_DIR) if f.endswith(".yml")}
+    assert docs == set(FILTERS)
 
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
-def test_each_file_exposes_its_one_filter_documented_under_its_name(name):
-    module = plugin(name)
-    assert set(module.FilterModule().filters()) == {name}
-    docs = yaml.safe_load(module.DOCUMENTATION)
+def test_each_filter_is_documented_under_its_name_and_exposes_its_pure_function(name):
+    with open(os.path.join(FILTER_DIR, name + ".yml"), encoding="utf-8") as handle:
+        sidecar = yaml.safe_load(handle)
+    docs = sidecar["DOCUMENTATION"]
     assert docs["name"] == name
     assert set(docs["options"]) >= {"_input"}
     assert all(isinstance(line, str) for line in docs["description"])
     assert all(isinstance(option["description"], str) for option in docs["options"].values())
-    assert yaml.safe_load(module.EXAMPLES)
-    assert "_value" in yaml.safe_load(module.RETURN)
+    assert yaml.safe_load(sidecar["EXAMPLES"])
+    assert "_value" in sidecar["RETURN"]
     pure_module, function = FILTERS[name]
     pure = importlib.import_module("ansible_collections.baremetal.k8s.plugins.module_utils." + pure_module)
-    assert callable(getattr(pure, function))
+    from ansible_collections.baremetal.k8s.plugins.filter.bootstrap import DECISIONS
+
+    assert DECISIONS[name] is getattr(pure, function)
 
 
 def test_the_filters_return_what_the_pure_functions_return():
-    filters = {name: plugin(name).FilterModule().filters()[name] for name in FILTERS}
-    assert filters["kubeadm_bootstrap_order"](["a", "b"], ["b"], ["a", "b"]) == {"first": "b", "joiners": ["a"]}
-    assert filters["kubeadm_reset_peer"](["a", "b"], "a") == "b"
-    assert filters["vrrp_priority"](["a", "b"], "b") == 140
-    assert filters["cgroup_v1"]("auto", "tmpfs") is True
-    assert filters["kubelet_resolv_conf"](["10.0.0.2"], [], "") == {"path": "", "nameservers": []}
+    filters_ = filters()
+    assert filters_["kubeadm_bootstrap_order"](["a", "b"], ["b"], ["a", "b"]) == {"first": "b", "joiners": ["a"]}
+    assert filters_["kubeadm_reset_peer"](["a", "b"], "a") == "b"
+    assert filters_["vrrp_priority"](["a", "b"], "b") == 140
+    assert filters_["cgroup_v1"]("auto", "tmpfs") is True
+    assert filters_["kubelet_resolv_conf"](["10.0.0.2"], [], "") == {"path": "", "nameservers": []}
 
 
 @pytest.mark.parametrize(("name", "args", "message"), [
@@ -75,7 +79,7 @@ def test_the_filters_return_what_the_pure_functions_return():
 ])
 def test_errors_become_ansible_filter_errors_naming_the_filter(name, args, message):
     with pytest.raises(AnsibleFilterError, match=message):
-        plugin(name).FilterModule().filters()[name](*args)
+        filters()[name](*args)
 
 
 def test_ansible_finds_the_filters_by_fqcn():
@@ -93,3 +97,16 @@ def test_ansible_finds_the_filters_by_fqcn():
     if isinstance(msg, str):
         msg = json.loads(msg)
     assert msg == {"order": {"first": "cp-1", "joiners": ["cp-2"]}, "priority": 140}
+
+
+def test_ansible_doc_reads_the_sidecar_docs():
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
+               ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([os.path.join(BIN, "ansible-doc"), "-t", "filter", "--json", *("baremetal.k8s." + name
+                           for name in sorted(FILTERS))], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert set(docs) == {"baremetal.k8s." + name for name in FILTERS}
+    assert all(entry["doc"]["short_description"] for entry in docs.values())
