@@ -327,8 +327,8 @@ def up(name, count, subnet=None):
     key, public_key = ssh_keypair()
     install_ssh_key(hosts, public_key)
     write_inventory(name, hosts, subnet, key)
-    log("%d hosts running in %.1f s; inventory: %s" % (count, time.monotonic() - started,
-                                                     os.path.relpath(inventory_dir(name), os.getcwd())))
+    where = os.path.relpath(inventory_dir(name), os.getcwd())
+    log("%d hosts running in %.1f s; inventory: %s" % (count, time.monotonic() - started, where))
 
 
 def lab_names():

@@ -193,7 +193,7 @@ class Clusters(Checker):
     def _check_addresses_outside_cluster_networks(self):
         """A server address or API VIP inside a pod, service or WireGuard network is routed into that network."""
         spans = sorted(self.cluster_spans)
-        starts = [(version, first) for version, first, *_ in spans]
+        starts = [(span[0], span[1]) for span in spans]
 
         def cluster_network_of(version, value):
             # Cluster networks do not overlap (or an error says so): the span starting last before ``value``.
@@ -258,4 +258,3 @@ class Clusters(Checker):
                 f"pool exhausted: {wg} has {wg_slots} addresses for {nodes} nodes",
                 f"use a larger wireguard cidr: a /{prefix} or larger",
             )
-

@@ -55,7 +55,7 @@ def _json_object(pairs):
     result = dict(pairs)
     if len(result) != len(pairs):
         seen = set()
-        raise _DuplicateJsonKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+        raise _DuplicateJsonKey(next(pair[0] for pair in pairs if pair[0] in seen or seen.add(pair[0])))
     return result
 
 

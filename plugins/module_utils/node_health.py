@@ -657,7 +657,8 @@ def _categorise(observed, probes, heartbeat, wireguard, found):
 
 def _finish(member, category, summary, found, observed):
     healthy = not found.reasons
-    assert healthy == (category in HEALTHY_CATEGORIES), (category, found.reasons)
+    if healthy != (category in HEALTHY_CATEGORIES):  # a bug in the categories above, never the input
+        raise AssertionError("category %s with reasons %s" % (category, found.reasons))
     since = min(found.since) if found.since and not healthy else None
     return Verdict(name=member.name, roles=member.roles, healthy=healthy, category=category, summary=summary,
                    reasons=tuple(found.reasons), details=tuple(found.details), unhealthy_since=since,

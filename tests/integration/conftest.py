@@ -11,10 +11,15 @@ fixture names.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 import uuid
 
 import pytest
+
+# The unit tier's shared samples and Ansible helpers (fleet_samples.py) serve this tier too.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit"))
 from controlplane import (
     ControlPlane,
     create_kwok_node,

@@ -19,26 +19,13 @@ import time
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import DrainError, DrainOptions, NodeDrainer
 from controlplane import deployment_manifest
+from fleet_samples import module_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "registry.invalid/app:1"  # never pulled: kwok runs no containers
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def ansible_env() -> dict:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-    )
-    return env
 
 
 def module_command(args: dict, check: bool = False) -> list[str]:
@@ -53,7 +40,7 @@ def parse_result(proc_stdout: str) -> dict:
 
 
 def run_module(args: dict, check: bool = False, timeout: float = 180, env: dict | None = None) -> dict:
-    proc = subprocess.run(module_command(args, check), env={**ansible_env(), **(env or {})}, capture_output=True,
+    proc = subprocess.run(module_command(args, check), env=module_env(**(env or {})), capture_output=True,
                           text=True, timeout=timeout, check=False)
     try:
         return parse_result(proc.stdout)
@@ -145,7 +132,7 @@ def test_pdb_blocks_then_allows_once_replacements_are_ready(
     create_pdb(k8s_client, namespace, "web", min_available=3, wait_healthy=3)
 
     args = {"name": node_a, "kubeconfig": kubeconfig, "timeout": 120, "backoff_initial": 0.5, "backoff_max": 2}
-    proc = subprocess.Popen(module_command(args), env=ansible_env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(module_command(args), env=module_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         # Ansible itself takes seconds to start on a busy machine: wait until the drain has begun.

@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -37,22 +36,13 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.remediation import (
     node_from_dict,
     plan_remediation,
 )
+from fleet_samples import BIN, module_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 
 
 def run_module(args: dict, check: bool = False) -> dict:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        PATH=BIN + os.pathsep + env.get("PATH", ""),
-    )
+    env = module_env()
     cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m",
            "baremetal.k8s.node_health", "-a", json.dumps(args), *(["--check"] if check else [])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -217,8 +207,8 @@ def test_health_of_a_cluster_through_the_module(kubeconfig, apis, kwok_nodes, de
     # Check mode reads the same (the module changes nothing either way).
     checked = run_module(args, check=True)
     assert not checked.get("failed") and checked["changed"] is False
-    assert {v["name"]: v["category"] for v in checked["nodes"]} == {v["name"]: v["category"]
-                                                                     for v in result["nodes"]}
+    categories = {v["name"]: v["category"] for v in result["nodes"]}
+    assert {v["name"]: v["category"] for v in checked["nodes"]} == categories
 
     # The records feed the remediation policy: with a grace period of 60 s only the long-dead ones go,
     # one at a time (max_concurrent 1), longest unhealthy first.

@@ -115,3 +115,9 @@ def ansible_env(**extra):
     )
     env.update(extra)
     return env
+
+
+def module_env(**extra):
+    """ansible_env() for running one module on localhost with the JSON callback, whose output tests parse."""
+    return ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                       ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0", **extra)

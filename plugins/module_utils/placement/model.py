@@ -150,7 +150,7 @@ class WorkloadRequest:
         """Raise PlacementError for a field no plan can use; ``where`` and ``index`` name the entry
         (``workloads[3]``)."""
         # The plain check first: it runs for every workload of every plan (thousands).
-        if (self.name and (self.region or self.cluster) and type(self.replicas) is int and self.replicas >= 1
+        if (self.name and (self.region or self.cluster) and _is_whole(self.replicas) and self.replicas >= 1
                 and _is_number(self.cpu) and self.cpu >= 0 and _is_number(self.memory_gb) and self.memory_gb >= 0
                 and (not self.disk_type or self.disk_type in DISK_TYPES) and self.spread in WORKLOAD_SPREAD_LEVELS):
             return

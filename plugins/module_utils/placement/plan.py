@@ -217,8 +217,8 @@ def _override(fleet, index: int, entry: dict) -> tuple[str, str, Intent, list[st
     cluster_name, group_name = str(entry.get("cluster") or ""), str(entry.get("group") or "")
     where = "intents[%d]" % index
     if cluster_name not in fleet.clusters:
-        raise PlacementError("%s: cluster %r is not in the fleet; known: %s" % (where, cluster_name,
-                                                                                  _names(fleet.clusters)),
+        known = _names(fleet.clusters)
+        raise PlacementError("%s: cluster %r is not in the fleet; known: %s" % (where, cluster_name, known),
                              "name a cluster of the fleet file")
     if not group_name:
         raise PlacementError("%s: group is required" % where, "name the node group the intent is for")

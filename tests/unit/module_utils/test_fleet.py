@@ -474,7 +474,7 @@ def test_api_vip_shared_by_two_clusters():
         cluster("c2", ["s03", "s04", "s05"], pod_cidr="10.210.0.0/16", service_cidr="10.97.0.0/16",
                 wireguard="10.211.0.0/24")
     )  # fmt: skip
-    _, problem, _ = only_problem(data, "clusters[1].api.vip", "already the VIP of cluster c1")
+    _path, problem, _fix = only_problem(data, "clusters[1].api.vip", "already the VIP of cluster c1")
     assert "clusters[0].api.vip" in problem
 
 
@@ -482,7 +482,7 @@ def test_api_vip_shared_by_two_clusters():
 def test_api_vip_that_is_a_server_address(kind):
     data = small_fleet()
     data["clusters"][0]["api"]["vip"] = data["servers"][2]["addresses"][kind]
-    _, problem, _ = only_problem(data, "clusters[0].api.vip", "is the address of server s02")
+    _path, problem, _fix = only_problem(data, "clusters[0].api.vip", "is the address of server s02")
     assert f"servers[2].addresses.{kind}" in problem
 
 
@@ -520,7 +520,7 @@ def test_invalid_label_values(value):
 def test_label_values_are_strings(value, quoted):
     data = small_fleet()
     data["servers"][1]["labels"] = {"gpu": value}
-    _, _, fix = only_problem(data, "servers[1].labels.gpu", "expected a string")
+    _path, _problem, fix = only_problem(data, "servers[1].labels.gpu", "expected a string")
     assert quoted in fix
 
 
@@ -544,22 +544,22 @@ def test_node_prefix_fix_always_fits(pod_cidr, node_prefix):
     data = small_fleet(servers=1, members=["s00"], control_planes=1, pod_cidr=pod_cidr)
     if node_prefix:
         data["clusters"][0]["node_prefix_length"] = node_prefix
-    _, problem, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit inside pod_cidr")
+    _path, problem, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit inside pod_cidr")
     assert ("(the default)" in problem) == (node_prefix is None)
     assert _fits(fix, int(pod_cidr.split("/")[1])), fix
 
 
 def test_node_prefix_fix_for_a_single_address_pod_cidr():
     data = small_fleet(servers=1, members=["s00"], control_planes=1, pod_cidr="10.200.0.0/32")
-    _, _, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit")
+    _path, _problem, fix = only_problem(data, "clusters[0].node_prefix_length", "does not fit")
     assert fix == "use a larger pod_cidr, such as a /16 with the default /24"
 
 
 def test_exhausted_pool_fixes_name_sizes_that_fit():
-    _, _, fix = only_problem(small_fleet(pod_cidr="10.200.0.0/22"), "clusters[0].pod_cidr", "pool exhausted")
+    _path, _problem, fix = only_problem(small_fleet(pod_cidr="10.200.0.0/22"), "clusters[0].pod_cidr", "pool exhausted")
     assert fix == "use a pod_cidr of /21 or larger or node_prefix_length 25 (each node a smaller prefix)"
     data = small_fleet(servers=7, wireguard="10.201.0.0/29")
-    _, _, fix = only_problem(data, "clusters[0].wireguard.cidr", "pool exhausted")
+    _path, _problem, fix = only_problem(data, "clusters[0].wireguard.cidr", "pool exhausted")
     assert fix == "use a larger wireguard cidr: a /28 or larger"
 
 
@@ -585,7 +585,7 @@ def test_intent_from_mapping_overrides_a_base():
 def test_fleet_intents_use_the_same_rules():
     data = small_fleet()
     data["clusters"][0]["node_groups"][1]["intent"] = {"count": 3, "gpus": "many", "dedicated": "not ok!"}
-    paths = [p for p, _, _ in problems(data)]
+    paths = [found[0] for found in problems(data)]
     assert paths == ["clusters[0].node_groups[1].intent.gpus", "clusters[0].node_groups[1].intent.dedicated"]
 
 
@@ -614,7 +614,7 @@ def test_cluster_names_that_read_as_another_clusters_role_group():
                 wireguard="10.211.0.0/24")
     )  # fmt: skip
     data["clusters"][1]["api"]["vip"] = "10.10.255.2"
-    _, problem, _ = only_problem(data, "clusters[1].name", "both give the inventory group cluster_c1_etcd")
+    _path, problem, _fix = only_problem(data, "clusters[1].name", "both give the inventory group cluster_c1_etcd")
     assert "cluster c1 (clusters[0].name)" in problem
 
 

@@ -359,8 +359,8 @@ def test_adapters_from_kubernetes_objects():
                                   holder_identity="w1"))
     v = assess([{"name": "w1"}], [plain], [lease_from_api(v1_lease)], now=NOW).as_dict()["nodes"][0]
     assert v["category"] == "cordoned" and v["cordoned_by"] == "ops" and v["heartbeat"]["age"] == 2.0
-    assert v["ready_since"] == "2027-01-15T07:00:00Z" and v["taints"] == [{"key": "k", "value": "v",
-                                                                            "effect": "NoSchedule"}]
+    assert v["ready_since"] == "2027-01-15T07:00:00Z"
+    assert v["taints"] == [{"key": "k", "value": "v", "effect": "NoSchedule"}]
     bare = node_from_api(client.V1Node(metadata=client.V1ObjectMeta(name="bare")))
     assert bare["conditions"] == [] and bare["kubelet_version"] is None
     assert lease_from_api(client.V1Lease(metadata=client.V1ObjectMeta(name="x")))["renew_time"] is None
@@ -385,16 +385,16 @@ def test_times():
     ([{"name": ""}], r"^members\[0\]\.name: expected a non-empty string"),
     ([{"name": "a"}, "b"], r"^members\[1\]: expected a mapping, got str"),
     ([{"name": "a", "hostname": "x"}], r"^members\[0\]\.hostname: unknown field\. Fix: use some of: name, address"),
-    ([{"name": "a", "roles": ["load_balancer"]}], r"members\[0\] \(a\)\.roles: unknown role 'load_balancer'.*"
-                                                   r"load balancers are not Kubernetes nodes"),
+    ([{"name": "a", "roles": ["load_balancer"]}],
+     r"members\[0\] \(a\)\.roles: unknown role 'load_balancer'.*load balancers are not Kubernetes nodes"),
     ([{"name": "a", "roles": "worker"}], r"members\[0\] \(a\)\.roles: expected a list"),
     ([{"name": "a"}, {"name": "a"}], r"^members\[1\]\.name: member a is listed twice \(also members\[0\]\)"),
     ([{"name": "a", "expected_since": "soon"}], r"members\[0\] \(a\)\.expected_since: expected a time"),
     ([{"name": "a", "address": 7}], r"members\[0\] \(a\)\.address: expected an IP address"),
     ([{"name": "a", "probes": ["up"]}], r"members\[0\] \(a\)\.probes: expected a mapping"),
     ([{"name": "a", "probes": {"ssh": True}}], r"probes\.ssh: unknown probe\. Fix: use some of: reachable"),
-    ([{"name": "a", "probes": {"kubelet_active": "runing"}}], r"probes\.kubelet_active: expected true, false or a "
-                                                               r"systemctl is-active answer, got 'runing'"),
+    ([{"name": "a", "probes": {"kubelet_active": "runing"}}],
+     r"probes\.kubelet_active: expected true, false or a systemctl is-active answer, got 'runing'"),
     ([{"name": "a", "probes": {"reachable": 3}}], r"probes\.reachable: expected true, false"),
     ([{"name": "a", "probes": {"wireguard_handshakes": [1]}}], r"wireguard_handshakes: expected a mapping of peer"),
     ([{"name": "a", "probes": {"wireguard_handshakes": {"w2": "never"}}}], r"wireguard_handshakes\.w2: expected a "
@@ -580,7 +580,7 @@ def test_module_bad_input_is_a_clear_error(tmp_path):
         ({"members": [{"name": "a"}], "heartbeat": 40}, "Unsupported parameters"),
         ({"members": "a"}, "members"),
     ]
-    results = run_tasks(tmp_path, [args for args, _ in cases])
+    results = run_tasks(tmp_path, [case[0] for case in cases])
     assert len(results) == len(cases)
     for (args, message), result in zip(cases, results, strict=True):
         assert result.get("failed") is True, (args, result)

@@ -354,8 +354,8 @@ def test_partial_workloads_never_half_build_a_node_group():
 def test_a_placed_workload_whose_new_request_fits_nowhere_keeps_its_previous_placement():
     servers, groups = two_clusters()
     first = plan(servers, groups, workloads=[wl("db", replicas=3, cpu=4), wl("web", replicas=3, cpu=2)])
-    grown = plan(servers, groups, first.ledger, workloads=[wl("db", replicas=3, cpu=400), wl("web", replicas=3, cpu=2),
-                                                          wl("new", replicas=2, cpu=1)])
+    grown = plan(servers, groups, first.ledger,
+                 workloads=[wl("db", replicas=3, cpu=400), wl("web", replicas=3, cpu=2), wl("new", replicas=2, cpu=1)])
     assert grown.ok
     assert grown.ledger.workloads["db"] == first.ledger.workloads["db"]  # nodes and the previous spec
     assert grown.ledger.workloads["web"] == first.ledger.workloads["web"] and "new" in grown.ledger.workloads

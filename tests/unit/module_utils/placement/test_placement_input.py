@@ -133,7 +133,7 @@ def test_workload_request_converts_whole_numbers_for_cpu_and_memory():
 def test_peer_counter_sums_fleet_hop_distance_even_for_tors_shared_across_rows():
     rng = random.Random(3)
     locations = []
-    for _ in range(40):
+    for _attempt in range(40):
         region, dc = rng.choice(("eu", "us")), rng.choice(("d1", "d2"))
         # Few ToR names, so that racks in different rows (and datacenters) share one.
         locations.append(Location(region, "%s-%s" % (region, dc), rng.choice(("w1", "w2", "w3")),
