@@ -81,7 +81,8 @@ PLACEMENT = LedgerKind(
 )
 # Recovery state: the recovery lock and each node's progress (recovery_state.py). Never committed: it changes
 # on every recovery run.
-RECOVERY = LedgerKind("recovery", ".recovery.json", "baremetal-k8s-recovery", {"version": 1, "lock": None, "nodes": {}})
+RECOVERY = LedgerKind("recovery", ".recovery.json", "baremetal-k8s-recovery",
+                      {"version": 1, "lock": None, "nodes": {}, "halts": {}})
 LEDGERS = {kind.name: kind for kind in (ALLOCATIONS, PLACEMENT, RECOVERY)}
 # Kept for callers that knew the allocation ledger only.
 DEFAULT_CONFIGMAP = ALLOCATIONS.configmap

@@ -8,8 +8,9 @@ The state is a ledger (ledger_store.RECOVERY: a file by hand, a ConfigMap in AWX
     {"version": 1,
      "lock": {"holder": "awx-job-4711", "acquired": 1764580000.0, "expires": 1764581800.0} | null,
      "nodes": {"<server>": {"cluster": "c1", "step": "drain", "status": "running" | "failed" | "done",
-                            "attempts": 1, "first_unhealthy": 1764579000.0, "started": ..., "updated": ...,
-                            "last_outcome": "...", "error": "..."}}}
+                            "action": "reprovision" | "replace", "attempts": 1, "first_unhealthy": 1764579000.0,
+                            "started": ..., "updated": ..., "last_outcome": "...", "error": "..."}},
+     "halts": {"<cluster>": {"active": false, "since": ..., "cleared": ...}}}
 
 The lock (kured's idea, with a TTL): one recovery run per fleet at a time. A second run while the lock is
 held changes nothing and says who holds it and until when; a lock whose holder died expires after its TTL
@@ -49,7 +50,7 @@ class LockDecision:
 
 
 def empty_state():
-    return {"version": LEDGER_VERSION, "lock": None, "nodes": {}}
+    return {"version": LEDGER_VERSION, "lock": None, "nodes": {}, "halts": {}}
 
 
 def _when(seconds):
@@ -78,6 +79,7 @@ def check_state(state, source="recovery state"):
     state.setdefault("version", LEDGER_VERSION)
     state.setdefault("lock", None)
     state.setdefault("nodes", {})
+    state.setdefault("halts", {})
     return state
 
 
@@ -139,7 +141,7 @@ def resume_step(state, name):
     return entry["step"]
 
 
-def begin_step(state, name, step, *, now, cluster=None, first_unhealthy=None):
+def begin_step(state, name, step, *, now, cluster=None, first_unhealthy=None, action=None):
     """Record that ``step`` of ``name`` is about to run (before it runs, so a dead run is found later).
 
     A node that is not running already (new, done, or failed last time) starts a new attempt; a running one
@@ -155,6 +157,8 @@ def begin_step(state, name, step, *, now, cluster=None, first_unhealthy=None):
         entry.pop("error", None)
     if cluster is not None:
         entry["cluster"] = cluster
+    if action is not None:  # reprovision or replace: a resumed run goes on with the same action
+        entry["action"] = action
     if first_unhealthy is not None and entry.get("first_unhealthy") is None:
         entry["first_unhealthy"] = first_unhealthy
     entry.update(step=step, status=RUNNING, updated=now)
@@ -174,6 +178,7 @@ def finish(state, name, *, now, outcome="recovered"):
     entry = _existing(state, name)
     entry.update(step=None, status=DONE, updated=now, last_outcome=outcome)
     entry.pop("error", None)
+    entry.pop("action", None)
     entry.pop("first_unhealthy", None)
     return entry
 
