@@ -123,7 +123,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam, live_state
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
-from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet, place_members
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.inventory import build_inventory, with_live_state
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     ALLOCATIONS,
@@ -132,6 +132,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
     open_store,
     store_for_fleet,
 )
+from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
 
 CONFIG_RE = re.compile(r"\.baremetal\.ya?ml$")
 # Data files that live beside the config: claimed (and ignored) so other plugins leave them alone.
@@ -224,10 +225,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         stores = {}
         for kind in LEDGERS_READ:
             stores[kind.name] = store_for_fleet(fleet, self._store_overrides(kind), ledger=kind)
-        placement = stores["placement"].read()
-        assignments = {name: (entry.get("cluster"), entry.get("group"))
-                       for name, entry in (placement.get("servers") or {}).items() if isinstance(entry, dict)}
-        for warning in place_members(fleet, assignments):
+        for warning in apply_placement(fleet, stores["placement"]):
             self.display.warning(f"baremetal.k8s.fleet: {warning}")
         ledger = stores["allocations"].update(lambda led: ipam.allocate(fleet, led, stores["allocations"].description))
         settings = {name: store.settings for name, store in stores.items()}

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from . import recovery_state
 from .errors import BaremetalError
-from .remediation import Entry, Plan, Policy, node_from_dict, plan_remediation, policy_from_dict
+from .etcd_quorum import Member
+from .remediation import Entry, EtcdState, Plan, Policy, node_from_dict, plan_remediation, policy_from_dict
 
 REPROVISION, REPLACE = "reprovision", "replace"
 # Health categories that mean the host itself does not answer (node_health.CATEGORIES).
@@ -105,6 +106,35 @@ class RecoveryPlan:
             counts[action.action] = counts.get(action.action, 0) + 1
         acting = ", ".join("%d to %s" % (n, a) for a, n in sorted(counts.items())) or "nothing to do"
         return "%s; %s" % (acting, self.plan.summary())
+
+
+def fleet_members(fleet, cluster=None):
+    """``members`` for plan_recovery from a ``fleet.Fleet`` (placed members applied): every Kubernetes node."""
+    result = {}
+    for name, server in fleet.servers.items():
+        owner = fleet.cluster_of(name)
+        if owner is None or (cluster is not None and owner.name != cluster):
+            continue
+        result[name] = {"cluster": owner.name, "failure_domain": server.location.failure_domain,
+                        "state": server.state, "protected": server.protection.deletion}
+    return result
+
+
+def etcd_state_from_info(info, where="etcd"):
+    """``remediation.EtcdState`` from the result of the etcd_info module (its ``members``)."""
+    members = (info or {}).get("members") if isinstance(info, dict) else None
+    if not isinstance(members, list):
+        raise RecoveryPlanError("expected the result of baremetal.k8s.etcd_info (with members)",
+                                "register etcd_info's result and pass it here", where=where)
+    parsed, healthy = [], {}
+    for index, raw in enumerate(members):
+        if not isinstance(raw, dict) or not raw.get("id"):
+            raise RecoveryPlanError("member without an id", "pass etcd_info's members unchanged",
+                                    where=where, path="members[%d]" % index)
+        parsed.append(Member(str(raw["id"]), raw.get("name") or "", tuple(raw.get("peer_urls") or ()),
+                             tuple(raw.get("client_urls") or ()), bool(raw.get("is_learner"))))
+        healthy[str(raw["id"])] = bool(raw.get("healthy"))
+    return EtcdState(tuple(parsed), healthy)
 
 
 def records(members, verdicts, state):

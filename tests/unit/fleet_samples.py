@@ -121,3 +121,15 @@ def module_env(**extra):
     """ansible_env() for running one module on localhost with the JSON callback, whose output tests parse."""
     return ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                        ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0", **extra)
+
+
+def run_module(module, args, *flags, env=None):
+    """Run one module once on localhost through the ``ansible`` CLI; returns its task result (a dict)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
+                           "-a", json.dumps(args), *flags], env=module_env(**(env or {})), capture_output=True,
+                          text=True, check=False, timeout=180)  # fmt: skip
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]

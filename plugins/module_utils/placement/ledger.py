@@ -15,7 +15,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement.model impo
 
 LEDGER_VERSION = 1
 
-__all__ = ["LEDGER_VERSION", "Ledger", "dump_ledger", "parse_ledger"]
+__all__ = ["LEDGER_VERSION", "Ledger", "apply_placement", "dump_ledger", "parse_ledger"]
 
 
 @dataclass
@@ -81,3 +81,12 @@ def parse_ledger(text: str, source: str = "ledger") -> Ledger:
         return Ledger.from_data(yaml.safe_load(text) if text else None, source)
     except yaml.YAMLError as exc:
         raise PlacementError("%s: not valid YAML: %s" % (source, exc), "restore it from a backup") from exc
+
+
+def apply_placement(fleet, store):
+    """Make the servers of the placement ledger in ``store`` members of their node groups
+    (``fleet.place_members``), as the inventory does, so every reader sees the same clusters.
+    Returns the warnings for entries that no longer fit the fleet file."""
+    from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import place_members
+
+    return place_members(fleet, Ledger.from_data(store.read(), store.description).servers)

@@ -78,8 +78,8 @@ def test_a_run_that_died_is_resumed_first_at_its_step_with_the_same_attempt():
     result = plan([verdict("w1", "kubelet_down", down=120), verdict("w2", "not_ready", down=600),
                    verdict("w3"), verdict("w4")], state, fleet=same_rack,
                   policy=recovery_policy_from_dict({"grace_period": 60, "max_unhealthy": 2, "max_concurrent": 2}))
-    assert [(a.entry.node, a.resume_at, a.attempt) for a in result.actions] == [("w2", "drain", 1),
-                                                                               ("w1", "cordon", 1)]
+    resumed_first = [("w2", "drain", 1), ("w1", "cordon", 1)]
+    assert [(a.entry.node, a.resume_at, a.attempt) for a in result.actions] == resumed_first
     assert "resume attempt 1 at step drain" in result.actions[0].why
 
 
