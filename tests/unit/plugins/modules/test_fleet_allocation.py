@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
-from fleet_samples import BIN, ansible_env, small_fleet, write_fleet
+from fleet_samples import run_module, small_fleet, write_fleet
 
 
 def module(fleet_file, *, check=False, **args):
     """Run baremetal.k8s.fleet_allocation once on localhost; returns the task result."""
-    env = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="true", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     args["fleet_file"] = str(fleet_file)
-    cmd = [os.path.join(BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", f"ansible_python_interpreter={sys.executable}", "-m", "baremetal.k8s.fleet_allocation",
-           "-a", json.dumps(args), "--diff"] + (["--check"] if check else [])  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
-    out = json.loads(proc.stdout)
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return run_module("baremetal.k8s.fleet_allocation", args, "--diff", *(["--check"] if check else []))
 
 
 @pytest.fixture

@@ -15,15 +15,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
+import fleet_samples
 import pytest
 import yaml
+from fleet_samples import BIN, EXAMPLE_FLEET, REPO
 
-# tests/unit/plugins/modules/ -> the repository.
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-BIN = os.path.dirname(sys.executable)
-EXAMPLE_FLEET = os.path.join(REPO, "inventory", "example", "fleet.yml")
 GROW = {"cluster": "ams1-prod", "group": "general", "count": 3}
 WORKLOADS = [
     {"name": "orders-db", "region": "eu-west", "replicas": 2, "cpu": 4, "memory_gb": 16},
@@ -32,29 +29,13 @@ WORKLOADS = [
 
 
 def ansible_env(**extra):
-    env = dict(os.environ)
-    env.update(
-        PATH=BIN + os.pathsep + env.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_NOCOLOR="1",
-    )
-    env.update(extra)
-    return env
+    return fleet_samples.ansible_env(ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+                                     ANSIBLE_NOCOLOR="1", **extra)
 
 
 def run_module(args: dict, *flags: str) -> dict:
     """Run the module once on localhost; return its result as the json callback reports it."""
-    proc = subprocess.run(
-        [os.path.join(BIN, "ansible"), "localhost", "-m", "baremetal.k8s.placement", "-a", json.dumps(args), *flags],
-        env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1"),
-        capture_output=True, text=True, check=False, timeout=120,
-    )
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    report = json.loads(proc.stdout)
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return fleet_samples.run_module("baremetal.k8s.placement", args, *flags)
 
 
 @pytest.fixture
