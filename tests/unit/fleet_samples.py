@@ -133,3 +133,14 @@ def run_module(module, args, *flags, env=None):
                           text=True, check=False, timeout=180)  # fmt: skip
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def unreachable_kubeconfig(path):
+    """A valid kubeconfig whose API server never answers (port 1 on loopback); returns the path as a string."""
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}, handle)  # fmt: skip
+    return str(path)

@@ -37,15 +37,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.remediation import (
     node_from_dict,
     plan_remediation,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-
-settings.register_profile(
-    "ci", max_examples=200, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("deep", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_quorum import Member
@@ -28,15 +27,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.remediation import (
     records_from_fleet,
 )
 from fleet_samples import small_fleet
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-
-settings.register_profile(
-    "ci", max_examples=150, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("deep", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NOW = 1_000_000.0
 

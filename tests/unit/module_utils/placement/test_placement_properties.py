@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections import Counter
 
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import Intent
@@ -30,17 +29,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.placement import (
     dump_ledger,
     plan_placement,
 )
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
-
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "deep", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 HARDWARE = (
     {"cores": 16, "memory_gb": 64, "disks": (("ssd", 480),), "nic_gbps": 10},

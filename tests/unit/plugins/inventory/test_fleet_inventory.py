@@ -16,7 +16,16 @@ from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.inventory import build_inventory
 from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import group_name
-from fleet_samples import BIN, EXAMPLE_DIR, EXAMPLE_FLEET, ansible_env, small_fleet, unwrap, write_fleet
+from fleet_samples import (
+    BIN,
+    EXAMPLE_DIR,
+    EXAMPLE_FLEET,
+    ansible_env,
+    small_fleet,
+    unreachable_kubeconfig,
+    unwrap,
+    write_fleet,
+)
 
 
 def run_inventory(source, *args, env_extra=None, check=True):
@@ -222,12 +231,7 @@ def test_cli_unreachable_kubernetes_store_is_one_clear_sentence(tmp_path):
     inv = tmp_path / "inv"
     inv.mkdir()
     write_fleet(inv, small_fleet())
-    dead = tmp_path / "dead.conf"
-    dead.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))  # fmt: skip
+    dead = unreachable_kubeconfig(tmp_path / "dead.conf")
     (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
         "plugin": "baremetal.k8s.fleet", "allocation_store": "kubernetes", "allocation_kubeconfig": str(dead)}))
     proc = run_inventory(inv, "--list", env_extra={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}, check=False)

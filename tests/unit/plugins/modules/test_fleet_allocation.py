@@ -8,9 +8,8 @@ import json
 import os
 
 import pytest
-import yaml
 from ansible_collections.baremetal.k8s.plugins.module_utils import ipam
-from fleet_samples import run_module, small_fleet, write_fleet
+from fleet_samples import run_module, small_fleet, unreachable_kubeconfig, write_fleet
 
 
 def module(fleet_file, *, check=False, **args):
@@ -118,12 +117,7 @@ def test_bad_kubernetes_stores_are_clear_errors_not_tracebacks(tmp_path, fleet_f
         assert result.get("failed") is True and "Traceback" not in result.get("module_stderr", "")
         assert result["msg"].startswith(str(path) + ": ") and "is not a kubeconfig" in result["msg"], result
         assert "Fix:" in result["msg"]
-    dead = tmp_path / "dead.conf"
-    dead.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))  # fmt: skip
+    dead = unreachable_kubeconfig(tmp_path / "dead.conf")
     result = module(fleet_file, allocation_store="kubernetes", kubeconfig=str(dead))
     assert result.get("failed") is True and "cannot read the ledger: cannot reach the API server" in result["msg"]
     assert "MaxRetryError" not in result["msg"] and "Fix: check the kubeconfig" in result["msg"], result["msg"]
