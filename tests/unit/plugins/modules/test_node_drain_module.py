@@ -9,9 +9,11 @@ import pytest
 from fleet_samples import run_module
 
 
-@pytest.mark.parametrize(("text", "words"), [("{{{ not yaml", "is not a kubeconfig"),
-                                              ("- a\n- b\n", "is not a kubeconfig"),
-                                              ("", "cannot load Kubernetes client configuration")])
+@pytest.mark.parametrize(("text", "words"), [
+    ("{{{ not yaml", "is not a kubeconfig"),
+    ("- a\n- b\n", "is not a kubeconfig"),
+    ("", "cannot load Kubernetes client configuration"),
+])
 def test_a_kubeconfig_that_is_not_one_is_a_clear_error(tmp_path, text, words):
     path = tmp_path / "kubeconfig"
     path.write_text(text)
