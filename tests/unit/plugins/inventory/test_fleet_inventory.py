@@ -46,6 +46,15 @@ def hosts_of(data, group):
     return set(data.get(group, {}).get("hosts", []))
 
 
+def small_inventory(tmp_path, **config):
+    """An inventory directory: small_fleet() and a plugin config with CONFIG's options."""
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    write_fleet(inv, small_fleet())
+    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({"plugin": "baremetal.k8s.fleet", **config}))
+    return inv
+
+
 @pytest.fixture
 def example(tmp_path):
     """A copy of inventory/example (the tests may write a ledger or a cache)."""
@@ -203,10 +212,7 @@ def test_cli_bad_fleet_is_a_clear_error_without_traceback(tmp_path):
 
 
 def test_cli_unknown_option_value(tmp_path):
-    inv = tmp_path / "inv"
-    inv.mkdir()
-    write_fleet(inv, small_fleet())
-    (inv / "fleet.baremetal.yml").write_text("plugin: baremetal.k8s.fleet\nlive_state: {nope: /x}\n")
+    inv = small_inventory(tmp_path, live_state={"nope": "/x"})
     proc = run_inventory(inv, "--list", env_extra={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}, check=False)
     assert proc.returncode != 0
     assert "live_state: unknown cluster 'nope'; use one of: c1" in proc.stderr
@@ -215,12 +221,8 @@ def test_cli_unknown_option_value(tmp_path):
 
 def test_cli_malformed_live_state_kubeconfig_is_a_warning(tmp_path):
     """A live-state kubeconfig that is a YAML list: the docs promise a warning, not a failed inventory."""
-    inv = tmp_path / "inv"
-    inv.mkdir()
-    write_fleet(inv, small_fleet())
     (tmp_path / "list.conf").write_text("- a\n- b\n")
-    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
-        "plugin": "baremetal.k8s.fleet", "live_state": {"c1": str(tmp_path / "list.conf")}}))
+    inv = small_inventory(tmp_path, live_state={"c1": str(tmp_path / "list.conf")})
     proc = run_inventory(inv, "--list")
     assert "live state of c1 unavailable" in proc.stderr and "is not a kubeconfig" in proc.stderr
     data = unwrap(json.loads(proc.stdout))
@@ -228,12 +230,8 @@ def test_cli_malformed_live_state_kubeconfig_is_a_warning(tmp_path):
 
 
 def test_cli_unreachable_kubernetes_store_is_one_clear_sentence(tmp_path):
-    inv = tmp_path / "inv"
-    inv.mkdir()
-    write_fleet(inv, small_fleet())
     dead = unreachable_kubeconfig(tmp_path / "dead.conf")
-    (inv / "fleet.baremetal.yml").write_text(yaml.safe_dump({
-        "plugin": "baremetal.k8s.fleet", "allocation_store": "kubernetes", "allocation_kubeconfig": str(dead)}))
+    inv = small_inventory(tmp_path, allocation_store="kubernetes", allocation_kubeconfig=dead)
     proc = run_inventory(inv, "--list", env_extra={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}, check=False)
     assert proc.returncode != 0
     assert "configmap baremetal-k8s/baremetal-k8s-placement: (top level): cannot read the ledger: cannot reach" \
