@@ -203,22 +203,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 cached = None
             if (isinstance(cached, dict) and cached.get("format") == CACHE_FORMAT
-                    and cached.get("stamp") == self._stamp(path, fleet_file, cached.get("stores"))):
+                    and cached.get("stamp") == _stamp(path, fleet_file, _reopen(fleet_file, cached.get("stores")))):
                 return cached["data"], cached["live_servers"]
         data, stores, live_servers = self._compute(fleet_file)
         if use_cache:
-            self._cache[key] = {"format": CACHE_FORMAT, "stamp": self._stamp(path, fleet_file, stores),
-                                "stores": stores, "data": data, "live_servers": live_servers}
+            self._cache[key] = {"format": CACHE_FORMAT, "stamp": _stamp(path, fleet_file, stores),
+                                "stores": {name: store.settings for name, store in stores.items()},
+                                "data": data, "live_servers": live_servers}
         return data, live_servers
-
-    def _stamp(self, path, fleet_file, stores):
-        """What the cached data was computed from; stores are rebuilt from their saved settings (no fleet parse)."""
-        if not isinstance(stores, dict) or set(stores) != {kind.name for kind in LEDGERS_READ}:
-            return None
-        stamp = {"config": _file_stamp(path), "fleet": _file_stamp(fleet_file)}
-        for name, settings in stores.items():
-            stamp[name] = open_store(fleet_file=fleet_file, ledger=LEDGERS[name], **settings).stamp()
-        return stamp
 
     def _compute(self, fleet_file):
         fleet = load_fleet(fleet_file)
@@ -228,13 +220,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for warning in apply_placement(fleet, stores["placement"]):
             self.display.warning(f"baremetal.k8s.fleet: {warning}")
         ledger = stores["allocations"].update(lambda led: ipam.allocate(fleet, led, stores["allocations"].description))
-        settings = {name: store.settings for name, store in stores.items()}
         # What live state needs, so a cached run need not parse the fleet file.
         live_servers = {
             name: [[s, fleet.servers[s].addresses.private] for s in cluster.members()]
             for name, cluster in fleet.clusters.items()
         }
-        return build_inventory(fleet, ledger), settings, live_servers
+        return build_inventory(fleet, ledger), stores, live_servers
 
     # -- live state: read on every run
 
@@ -285,6 +276,24 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._set_composite_vars(compose, hostvars, host, strict=strict)
             self._add_host_to_composed_groups(groups, hostvars, host, strict=strict)
             self._add_host_to_keyed_groups(keyed, hostvars, host, strict=strict)
+
+
+def _reopen(fleet_file, settings):
+    """The stores a cache entry was computed from, rebuilt from their saved settings (no fleet parse);
+    None when the entry does not name the ledgers the inventory reads."""
+    if not isinstance(settings, dict) or set(settings) != {kind.name for kind in LEDGERS_READ}:
+        return None
+    return {name: open_store(fleet_file=fleet_file, ledger=LEDGERS[name], **kwargs)
+            for name, kwargs in settings.items()}
+
+
+def _stamp(path, fleet_file, stores):
+    """What the inventory was computed from: the config, the fleet file and each ledger's stamp."""
+    if stores is None:
+        return None
+    stamp = {"config": _file_stamp(path), "fleet": _file_stamp(fleet_file)}
+    stamp.update((name, store.stamp()) for name, store in stores.items())
+    return stamp
 
 
 def _file_stamp(path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .errors import LocatedError
+from .k8s_client import api_error_text
 
 
 class LiveStateError(LocatedError):
@@ -62,9 +63,7 @@ def read_nodes(core_v1, timeout=10):
             "api server", "nodes", f"cannot list nodes: {exc.status} {exc.reason}", "check RBAC"
         ) from None
     except (HTTPError, OSError) as exc:
-        raise LiveStateError(
-            "api server", "nodes", f"cannot reach the API server ({exc})", "check the kubeconfig"
-        ) from None
+        raise LiveStateError("api server", "nodes", api_error_text(exc), "check the kubeconfig") from None
     return {n.metadata.name: node_state(n) for n in nodes}
 
 
