@@ -200,21 +200,21 @@ def _storm_recovery(plan, state, policy, now):
     halted_now = {h.cluster for h in plan.halts}
     started = tuple(sorted(c for c in halted_now if not (halts.get(c) or {}).get("active")))
     cleared = tuple(sorted(c for c, h in halts.items() if (h or {}).get("active") and c not in halted_now))
-    cooling = {}
+    ended = {}  # cluster -> when its halt cleared, while the cooldown lasts
     for cluster, halt in halts.items():
-        ended = now if cluster in cleared else (halt or {}).get("cleared")
-        if cluster not in halted_now and ended is not None and now - ended < policy.halt_cooldown:
-            cooling[cluster] = ended + policy.halt_cooldown
-    if not cooling:
+        at = now if cluster in cleared else (halt or {}).get("cleared")
+        if cluster not in halted_now and at is not None and now - at < policy.halt_cooldown:
+            ended[cluster] = at
+    if not ended:
         return plan, started, cleared
     remediate, deferred = [], list(plan.deferred)
     for entry in plan.remediate:
-        if entry.cluster in cooling:
+        if entry.cluster in ended:
+            since = now - ended[entry.cluster]
             deferred.append(dataclasses.replace(entry, reason="storm recovery: cluster %s came out of a halt %d s "
                                                 "ago; new remediations wait halt_cooldown %d s (%d s to go)"
-                                                % (entry.cluster, now - (cooling[entry.cluster] -
-                                                                         policy.halt_cooldown),
-                                                   policy.halt_cooldown, cooling[entry.cluster] - now)))
+                                                % (entry.cluster, since, policy.halt_cooldown,
+                                                   policy.halt_cooldown - since)))
         else:
             remediate.append(entry)
     return dataclasses.replace(plan, remediate=tuple(remediate), deferred=tuple(deferred)), started, cleared

@@ -162,12 +162,12 @@ REQUIRED = {"lock": ("holder",), "unlock": ("holder",), "begin": ("node", "step"
             "finish": ("node",), "read": ()}
 
 
-def change(params, now):
+def change(params, now, where):
     """The store's mutate callback for the action, and a dict it fills with what happened."""
     outcome = {}
 
     def mutate(state):
-        rs.check_state(state, "recovery state")
+        rs.check_state(state, where)
         action = params["action"]
         if action == "lock":
             decision = rs.acquire_lock(state, params["holder"], now=now, ttl=params["ttl"])
@@ -200,7 +200,7 @@ def run(module):
     now = params["now"] if params["now"] is not None else time.time()
     fleet = load_fleet(params["fleet"])
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
-    mutate, outcome = change(params, now)
+    mutate, outcome = change(params, now, store.description)
     before = rs.check_state(store.read(), store.description)
     if params["action"] == "read":
         state, changed = before, False
