@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins expose the pure functions under their names, and Ansible finds them by FQCN."""
+"""The filter plugins (bootstrap, recovery) expose the pure functions under their names, and Ansible finds them by FQCN."""
 
 from __future__ import annotations
 
@@ -30,12 +30,24 @@ FILTERS = {
     "images_to_import": ("bootstrap_artifacts", "images_to_import"),
     "lb_backends": ("bootstrap_lb", "lb_backends"),
     "vrrp_priority": ("bootstrap_lb", "vrrp_priority"),
+    "recovery_probe_script": ("recovery_probes", "probe_script"),
+    "recovery_probes": ("recovery_probes", "probes_from_output"),
+    "recovery_health_members": ("recovery_probes", "health_members"),
+    "recovery_steps_from": ("recovery_probes", "steps_from"),
+    "recovery_summary": ("recovery_probes", "recovery_summary"),
 }
+PLUGINS = ("bootstrap", "recovery")
+
+
+def plugin(name):
+    return importlib.import_module("ansible_collections.baremetal.k8s.plugins.filter." + name)
 
 
 def filters():
-    module = importlib.import_module("ansible_collections.baremetal.k8s.plugins.filter.bootstrap")
-    return module.FilterModule().filters()
+    out = {}
+    for name in PLUGINS:
+        out.update(plugin(name).FilterModule().filters())
+    return out
 
 
 def test_every_filter_is_listed_here_and_documented_beside_the_plugin():
@@ -57,9 +69,10 @@ def test_each_filter_is_documented_under_its_name_and_exposes_its_pure_function(
     assert "_value" in sidecar["RETURN"]
     pure_module, function = FILTERS[name]
     pure = importlib.import_module("ansible_collections.baremetal.k8s.plugins.module_utils." + pure_module)
-    from ansible_collections.baremetal.k8s.plugins.filter.bootstrap import DECISIONS
-
-    assert DECISIONS[name] is getattr(pure, function)
+    decisions = {}
+    for plugin_name in PLUGINS:
+        decisions.update(plugin(plugin_name).DECISIONS)
+    assert decisions[name] is getattr(pure, function)
 
 
 def test_the_filters_return_what_the_pure_functions_return():
@@ -76,6 +89,7 @@ def test_the_filters_return_what_the_pure_functions_return():
     ("kubeadm_bootstrap_order", ([], [], []), "kubeadm_bootstrap_order: .*control_plane role"),
     ("cgroup_v1", ("sometimes", None), "cgroup_v1: .*auto, true or false"),
     ("vrrp_priority", (["a"], "b"), "vrrp_priority: .*api_lb_peers"),
+    ("recovery_steps_from", ("dance",), "recovery_steps_from: unknown step"),
 ])
 def test_errors_become_ansible_filter_errors_naming_the_filter(name, args, message):
     with pytest.raises(AnsibleFilterError, match=message):
