@@ -10,6 +10,7 @@ full-cluster tests.
     lab.py status
     lab.py image            # build (or reuse) the base image only
     lab.py docker           # make sure a Docker daemon answers
+    lab.py bmc  [--name NAME] [--port 18443]   # the lab's Redfish BMC, in the foreground (lab/bmc.py)
 
 On a machine without a running Docker daemon the lab installs Debian's
 docker.io and starts dockerd itself (recording its PID under .lab/), and stops
@@ -37,6 +38,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import bmc as lab_bmc
 
 LAB_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(LAB_DIR)
@@ -364,6 +367,9 @@ def inventory_dir(name):
 
 
 WORKERS = 2  # the lab cluster's worker node group
+BMC_PORT = lab_bmc.PORT  # the lab's BMC (HTTPS) on the lab gateway, one for all hosts
+BMC_CREDENTIALS = "lab"  # the fleet's bmc.credentials: the key of bmc_credentials in the lab's secrets
+BMC_USER = "lab-admin"
 
 
 def lab_fleet(name, hosts, subnet):
@@ -374,6 +380,7 @@ def lab_fleet(name, hosts, subnet):
     spares that placement can hand out as replacements.
     """
     network = ipaddress.ip_network(subnet)
+    bmc_address = "https://%s:%d" % (gateway_of(subnet), BMC_PORT)
     control = hosts[:3] if len(hosts) >= 3 else hosts[:1]
     workers = hosts[len(control):len(control) + WORKERS]
     spares = {h["name"] for h in hosts[len(control) + len(workers):]}
@@ -396,6 +403,9 @@ def lab_fleet(name, hosts, subnet):
             # The interpreter named: no discovery round trips at the start of every run.
             "connection": {"ansible_connection": "community.docker.docker", "ansible_host": host["name"],
                            "ansible_python_interpreter": "/usr/bin/python3"},
+            # The lab's BMC (lab.py bmc) powers the host container off and on; its certificate is self-signed.
+            "bmc": {"type": "redfish", "address": bmc_address, "system_id": host["name"],
+                    "credentials": BMC_CREDENTIALS, "validate_certs": False},
         } for host in hosts],
         "clusters": [{
             "name": name,
@@ -431,15 +441,48 @@ def write_inventory(name, hosts, subnet, ssh_key):
         handle.write("\n")
 
 
+def lab_secrets_path(directory):
+    return os.path.join(directory, "group_vars", "all", "lab_secrets.yml")
+
+
 def write_lab_secrets(directory):
-    """Secrets the roles require from the inventory (in production: Ansible Vault), made once per lab."""
-    path = os.path.join(directory, "group_vars", "all", "lab_secrets.yml")
-    if os.path.exists(path):
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("# Written by lab/lab.py. In production keep these in Ansible Vault.\n")
-        handle.write("api_lb_vrrp_auth_pass: %s\n" % secrets.token_hex(4))  # VRRP allows 8 characters
+    """Secrets the roles and playbooks require from the inventory (in production: Ansible Vault), made once
+    per lab; a key added later (bmc_credentials) is appended to an older lab's file."""
+    path = lab_secrets_path(directory)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("# Written by lab/lab.py. In production keep these in Ansible Vault.\n")
+            handle.write("api_lb_vrrp_auth_pass: %s\n" % secrets.token_hex(4))  # VRRP allows 8 characters
+    if read_bmc_credentials(path) is None:
+        with open(path, "a", encoding="utf-8") as handle:
+            # One line of JSON (JSON is YAML), so read_bmc_credentials needs no YAML parser.
+            handle.write("bmc_credentials: %s\n" % json.dumps(
+                {BMC_CREDENTIALS: {"username": BMC_USER, "password": secrets.token_hex(16)}}))
+
+
+def read_bmc_credentials(path):
+    """(username, password) of the lab's BMC from a lab secrets file, or None when it has none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        if line.startswith("bmc_credentials:"):
+            entry = json.loads(line.split(":", 1)[1])[BMC_CREDENTIALS]
+            return entry["username"], entry["password"]
+    return None
+
+
+def lab_bmc_credentials(name):
+    """The BMC credentials of lab ``name`` (written by `lab.py up`; added to an older lab's secrets)."""
+    directory = inventory_dir(name)
+    if not os.path.isdir(directory):
+        raise SystemExit("lab: no lab %s here (%s is missing); run `lab.py up --name %s` first"
+                         % (name, directory, name))
+    write_lab_secrets(directory)
+    return read_bmc_credentials(lab_secrets_path(directory))
 
 
 def lab_gateway(name):
@@ -467,6 +510,51 @@ def serve_directory(name, directory, port=18080):
         server.server_close()
 
 
+def bmc_server(name, port=BMC_PORT, *, address=None, docker_runner=None, credentials=None, state_dir=None,
+               log=None):
+    """The lab's Redfish BMC (lab/bmc.py), bound but not serving: HTTPS on ``address`` (default: the lab
+    gateway) and ``port`` (0: any free one); the certificate is self-signed, kept in ``state_dir``
+    (default .lab/NAME/bmc). ``docker_runner(*args)`` (default: the docker CLI) and ``credentials``
+    ((username, password), default the lab's secrets) are for tests."""
+    address = address or lab_gateway(name)
+    username, password = credentials or lab_bmc_credentials(name)
+    runner = docker_runner or functools.partial(docker, check=False)
+    certfile, keyfile = lab_bmc.self_signed_cert(state_dir or os.path.join(lab_state_dir(name), "bmc"), address)
+    service = lab_bmc.Bmc(name, LABEL, runner, username=username, password=password, log=log)
+    return lab_bmc.Server((address, port), service, tls=lab_bmc.tls_context(certfile, keyfile))
+
+
+@contextlib.contextmanager
+def serve_bmc(name, port=BMC_PORT, *, address=None, docker_runner=None, credentials=None, state_dir=None):
+    """Run the lab's Redfish BMC in a thread (see bmc_server); yields its URL, ``https://ADDRESS:PORT``.
+
+    The fleet's ``bmc.baseuri`` is that URL without ``https://``: what community.general's redfish modules take.
+    """
+    server = bmc_server(name, port, address=address, docker_runner=docker_runner, credentials=credentials,
+                        state_dir=state_dir)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_bmc(name, port=BMC_PORT):
+    """`lab.py bmc`: the BMC in the foreground until interrupted."""
+    ensure_docker()
+    server = bmc_server(name, port, log=lambda message: log("bmc: " + message))
+    log("BMC of lab %s at %s/redfish/v1 (user %s, password in %s)"
+        % (name, server.url, BMC_USER, os.path.relpath(lab_secrets_path(inventory_dir(name)), os.getcwd())))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def status():
     if not docker_answers():
         print("no Docker daemon answers")
@@ -490,6 +578,9 @@ def main(argv=None):
     sub.add_parser("status")
     sub.add_parser("image")
     sub.add_parser("docker")
+    bmc_parser = sub.add_parser("bmc", help="run the lab's Redfish BMC in the foreground (lab/bmc.py)")
+    bmc_parser.add_argument("--name", default=DEFAULT_NAME)
+    bmc_parser.add_argument("--port", type=int, default=BMC_PORT)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("lab: run as root (it starts dockerd and privileged containers)")
@@ -511,6 +602,8 @@ def main(argv=None):
         print(ensure_image())
     elif args.command == "docker":
         ensure_docker()
+    elif args.command == "bmc":
+        run_bmc(args.name, args.port)
     return 0
 
 

@@ -49,6 +49,7 @@ SPREAD_DOMAINS = SPREAD_LEVELS
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\Z")
 NAME_FIX = "use 1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+BMC_TYPES = ("redfish",)
 
 # --------------------------------------------------------------------------- dataclasses
 
@@ -195,6 +196,33 @@ class Protection:
     reason: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class Bmc:
+    """The server's baseboard management controller: how recovery fences (powers off) the server.
+
+    ``credentials`` is a name, never a secret: the playbook reads ``bmc_credentials[credentials]``
+    (``username``, ``password``) from vaulted inventory vars or an AWX credential.
+    """
+
+    type: str  # one of BMC_TYPES
+    address: str  # as written: a host[:port] or an https:// URL
+    credentials: str
+    system_id: str | None = None  # the Redfish ComputerSystem Id; needed when the BMC manages several systems
+    validate_certs: bool = True
+
+    @property
+    def baseuri(self):
+        """``host[:port]``, what community.general's redfish modules take (they always speak HTTPS)."""
+        address = self.address
+        if address[:8].lower() == "https://":
+            address = address[8:]
+        return address.rstrip("/")
+
+    def as_dict(self):
+        return {"type": self.type, "address": self.address, "baseuri": self.baseuri, "system_id": self.system_id,
+                "credentials": self.credentials, "validate_certs": self.validate_certs}
+
+
 @dataclass(slots=True)
 class Server:
     name: str
@@ -206,6 +234,7 @@ class Server:
     connection: dict
     index: int  # position in servers[], for error paths
     protection: Protection = Protection()
+    bmc: Bmc | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -69,6 +69,8 @@ def server_vars(server):
             "public": server.addresses.public,
         },
     )
+    if server.bmc is not None:  # absent without one: recovery refuses to fence such a server
+        hostvars["fleet_bmc"] = server.bmc.as_dict()
     return hostvars
 
 

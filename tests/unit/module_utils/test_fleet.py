@@ -651,3 +651,104 @@ def test_a_list_label_value_is_an_error_not_a_crash():
     data = small_fleet()
     data["servers"][1]["labels"] = {"gpu": ["a100"]}
     only_problem(data, "servers[1].labels.gpu", "expected a string, got a list")
+
+
+# --------------------------------------------------------------------------- BMC (fencing)
+
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet_model import Bmc  # noqa: E402
+
+BMC = {"type": "redfish", "address": "https://10.0.9.11", "system_id": "1", "credentials": "dc1-bmc"}
+
+
+def with_bmc(index=1, **fields):
+    data = small_fleet()
+    data["servers"][index]["bmc"] = {**BMC, **fields}
+    return data
+
+
+def test_bmc_fields():
+    fleet = parse_fleet(with_bmc(address="bmc-s01.example.com:8443", validate_certs=False), SOURCE)
+    assert fleet.servers["s01"].bmc == Bmc("redfish", "bmc-s01.example.com:8443", "dc1-bmc", "1", False)
+    assert fleet.servers["s01"].bmc.baseuri == "bmc-s01.example.com:8443"
+    assert fleet.servers["s00"].bmc is None
+    bmc = parse_fleet(with_bmc(system_id=None), SOURCE).servers["s01"].bmc
+    assert (bmc.system_id, bmc.validate_certs, bmc.baseuri) == (None, True, "10.0.9.11")
+    assert parse_fleet(with_bmc(address="HTTPS://[fd00::9]:443/"), SOURCE).servers["s01"].bmc.baseuri == "[fd00::9]:443"
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "words"),
+    [
+        ({"type": "ipmi"}, "servers[1].bmc.type", "invalid value 'ipmi'"),
+        ({"address": ""}, "servers[1].bmc.address", "got an empty string"),
+        ({"address": None}, "servers[1].bmc.address", "got null"),
+        ({"address": "http://10.0.9.11"}, "servers[1].bmc.address", "Redfish is spoken over HTTPS only"),
+        ({"address": "10.0.9.11/redfish/v1"}, "servers[1].bmc.address", "is not a host name, host:port or https://"),
+        ({"address": "bmc s01"}, "servers[1].bmc.address", "is not a host name"),
+        ({"address": "10.0.9.11:70000"}, "servers[1].bmc.address", "out of range"),
+        ({"credentials": "a b"}, "servers[1].bmc.credentials", "invalid value 'a b'"),
+        ({"system_id": 1}, "servers[1].bmc.system_id", "expected a string, got an integer 1"),
+        ({"system_id": "a/b"}, "servers[1].bmc.system_id", "invalid Redfish system id"),
+        ({"validate_certs": "no"}, "servers[1].bmc.validate_certs", "true or false"),
+        ({"vendor": "dell"}, "servers[1].bmc.vendor", "unknown field 'vendor'"),
+    ],
+)  # fmt: skip
+def test_bmc_field_errors(fields, path, words):
+    only_problem(with_bmc(**fields), path, words)
+
+
+def test_bmc_required_fields_and_a_bmc_that_is_no_mapping():
+    data = small_fleet()
+    data["servers"][1]["bmc"] = {"system_id": "1"}
+    found = problems(data)
+    assert [p[:2] for p in found] == [("servers[1].bmc.type", "required field is missing"),
+                                      ("servers[1].bmc.address", "required field is missing"),
+                                      ("servers[1].bmc.credentials", "required field is missing")]
+    assert "credentials: NAME" in found[2][2]
+    data["servers"][1]["bmc"] = "10.0.9.11"
+    assert "bmc: {type: redfish" in only_problem(data, "servers[1].bmc", "expected a mapping, got a string")[2]
+
+
+@pytest.mark.parametrize("key", ["password", "username", "Password", "token"])
+def test_bmc_secrets_are_refused_and_never_repeated(key):
+    path, problem, fix = only_problem(with_bmc(**{key: "hunter2"}), f"servers[1].bmc.{key}", "does not belong")
+    assert "credentials: NAME" in fix and "Vault" in fix
+    assert "hunter2" not in path + problem + fix
+
+
+def test_bmc_credentials_in_the_address_are_refused_and_never_repeated():
+    path, problem, fix = only_problem(with_bmc(address="https://root:hunter2@10.0.9.11"), "servers[1].bmc.address",
+                                      "carries credentials")
+    assert "hunter2" not in path + problem + fix and "credentials: NAME" in fix
+
+
+def test_every_bmc_problem_is_reported_at_once():
+    data = with_bmc(type="ipmi", address="", password="x", colour="red", system_id=7)
+    data["servers"][3]["bmc"] = {**BMC, "address": "http://h"}
+    assert [p[0] for p in problems(data)] == [
+        "servers[1].bmc.password", "servers[1].bmc.colour", "servers[1].bmc.type", "servers[1].bmc.address",
+        "servers[1].bmc.system_id", "servers[3].bmc.address"]  # fmt: skip
+
+
+def test_servers_sharing_a_bmc_need_their_own_system_ids():
+    data = with_bmc(1, system_id="s01")
+    data["servers"][2]["bmc"] = {**BMC, "address": "HTTPS://10.0.9.11/", "system_id": "s02"}  # the same BMC
+    parse_fleet(data, SOURCE)
+    data["servers"][3]["bmc"] = {**BMC, "system_id": "s01"}
+    _path, problem, fix = only_problem(data, "servers[3].bmc", "is also the BMC of s01 (servers[1].bmc)")
+    assert "the same system_id 's01'" in problem and "system_id" in fix
+    data["servers"][3]["bmc"] = {**BMC, "system_id": None}
+    _path, problem, _fix = only_problem(data, "servers[3].bmc", "is also the BMC of s01")
+    assert "no system_id to tell them apart" in problem
+    data = with_bmc(1, system_id=None)
+    data["servers"][2]["bmc"] = {**BMC, "system_id": "2"}
+    only_problem(data, "servers[2].bmc", "is also the BMC of s01")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(values, st.dictionaries(st.sampled_from([*sorted(BMC), "validate_certs", "password"]), values,
+                                         max_size=5)))
+def test_fuzz_bmc_blocks(bmc):
+    data = small_fleet()
+    data["servers"][0]["bmc"] = bmc
+    assert_clean(data)

@@ -91,3 +91,14 @@ def test_live_state_is_added_without_touching_the_cached_data():
     assert live["groups"]["k8s_not_ready"]["hosts"] == ["s00"] and live["groups"]["k8s_cordoned"]["hosts"] == ["s00"]
     assert live["groups"]["k8s_unreachable"]["hosts"] == ["s01"]
     assert repr(data) == before
+
+
+def test_fleet_bmc_is_a_host_var_only_where_the_fleet_names_a_bmc():
+    data = small_fleet()
+    data["servers"][1]["bmc"] = {"type": "redfish", "address": "https://10.0.9.11:8443/", "system_id": "1",
+                                 "credentials": "dc1-bmc"}
+    hosts = inventory_of(parse_fleet(data, "fleet.yml"))["hosts"]
+    assert hosts["s01"]["fleet_bmc"] == {
+        "type": "redfish", "address": "https://10.0.9.11:8443/", "baseuri": "10.0.9.11:8443", "system_id": "1",
+        "credentials": "dc1-bmc", "validate_certs": True}
+    assert "fleet_bmc" not in hosts["s00"]
