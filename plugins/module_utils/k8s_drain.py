@@ -8,6 +8,7 @@ until the evicted pods are gone, and drain pods that slipped in meanwhile.
 Each step's work lives in its own file:
 
 - k8s_drain_model.py  options, DrainError, the per-pod record, the clock;
+- k8s_drain_cordon.py the cordon patch: spec.unschedulable and who cordoned the node and why;
 - k8s_drain_pods.py   what to do with each pod (kubectl drain's filters);
 - k8s_drain_pdb.py    PDB refusals, what a PDB allows now, the reports;
 - k8s_drain_evict.py  evicting with retries (and check mode's dry runs, force deletion);
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .k8s_drain_api import KubeDrainApi
+from .k8s_drain_cordon import CordonChange, mark_summary, node_marks, plan_cordon
 from .k8s_drain_evict import Evictor, force_delete, pdb_statuses
 from .k8s_drain_model import (
     EVICT,
@@ -51,9 +53,11 @@ from .k8s_drain_wait import DeletionWaiter
 
 __all__ = [
     "EVICT", "MAX_ROUNDS", "ON_TIMEOUT_CHOICES", "REFUSE", "SKIP", "WAIT",
-    "Clock", "DrainContext", "DrainError", "DrainOptionError", "DrainOptions", "DrainResult", "NodeDrainer",
+    "Clock", "CordonChange", "DrainContext", "DrainError", "DrainOptionError", "DrainOptions", "DrainResult",
+    "NodeDrainer",
     "PdbLedger", "PodRecord", "backoff_delay", "blocked_report", "classify_pod", "controller_of", "deletion_overdue",
-    "format_blocked", "pdbs_from_status", "plan_pods", "pods_to_retry", "selector_matches", "status_message",
+    "format_blocked", "pdbs_from_status", "plan_cordon", "plan_pods", "pods_to_retry", "selector_matches",
+    "status_message",
 ]
 
 MAX_ROUNDS = 3  # evict/wait rounds: the first list, then pods that slipped in while the cordon propagated
@@ -70,6 +74,8 @@ class DrainResult:
         self.t0 = clock.monotonic()
         self.was_unschedulable = False
         self.cordoned = False
+        self.marks_changed = False  # the cordon annotations (who, why) were set or removed
+        self.previous_cordon: dict | None = None
         self.records: list[PodRecord] = []
         self.blocked: list[dict] = []
         self.timings: dict[str, float] = {}
@@ -90,6 +96,7 @@ class DrainResult:
             "changed": changed,
             "cordoned": self.cordoned,
             "was_unschedulable": self.was_unschedulable,
+            "previous_cordon": self.previous_cordon,
             "pods": [r.as_dict() for r in self.records],
             "blocked": self.blocked,
             "timings": self.timings,
@@ -109,7 +116,9 @@ class NodeDrainer:
     """Cordon, uncordon or drain one node. ``log`` receives progress lines.
 
     ``api`` (default: KubeDrainApi over API_CLIENT) makes every request and ``clock`` tells the
-    time; unit tests pass a simulated cluster and a fake clock instead.
+    time; unit tests pass a simulated cluster and a fake clock instead. A cordon records
+    ``options.cordoned_by`` / ``options.cordon_reason`` on the Node in the same patch
+    (k8s_drain_cordon.py); ``last_cordon`` is the last CordonChange planned (for a diff).
     """
 
     def __init__(
@@ -127,6 +136,7 @@ class NodeDrainer:
         self.options = options or DrainOptions()
         self.log = log or (lambda _msg: None)
         self.clock = clock or Clock()
+        self.last_cordon: CordonChange | None = None
 
     # ---- node scheduling
 
@@ -136,14 +146,22 @@ class NodeDrainer:
     def is_unschedulable(self) -> bool:
         return bool(self.read_node().get("spec", {}).get("unschedulable"))
 
+    def cordon(self, value: bool, check_mode: bool = False) -> CordonChange:
+        """Cordon (True, marked with the options' cordoned_by/cordon_reason) or uncordon (False, marks removed).
+
+        One patch of the Node, sent only when something changes and not in check mode.
+        """
+        change = plan_cordon(self.read_node(), value, self.options.cordoned_by, self.options.cordon_reason)
+        self.last_cordon = change
+        patch = change.patch
+        if patch is not None and not check_mode:
+            self.api.patch_node(self.node, patch)
+            self.log(change.describe())
+        return change
+
     def set_unschedulable(self, value: bool, check_mode: bool = False) -> bool:
-        """Cordon (True) or uncordon (False); returns whether it changed anything."""
-        if self.is_unschedulable() == value:
-            return False
-        if not check_mode:
-            self.api.set_unschedulable(self.node, value)
-            self.log(f"node {self.node} {'cordoned' if value else 'uncordoned'}")
-        return True
+        """Cordon (True) or uncordon (False); returns whether it changed anything (``cordon`` tells what)."""
+        return self.cordon(value, check_mode).changed
 
     def list_pods(self) -> list[dict]:
         return self.api.list_pods(self.node, self.options.pod_selector)
@@ -157,11 +175,15 @@ class NodeDrainer:
         """Cordon, evict, wait. Returns the result dict; raises DrainError (with .result) on failure."""
         result = DrainResult(self.node, self.clock, check_mode)
         ctx = DrainContext(self.api, self.node, self.options, self.clock, self.log, result.t0)
-        result.was_unschedulable = self.is_unschedulable()
+        node = self.read_node()
+        result.was_unschedulable = bool(node.get("spec", {}).get("unschedulable"))
+        result.previous_cordon = mark_summary(node_marks(node))
         # Check before touching the node: a pod we would refuse leaves it as it was.
         result.records = self.plan()
         self._refuse_if_any(result, left_cordoned=False)
-        result.cordoned = self.set_unschedulable(True, check_mode)
+        change = self.cordon(True, check_mode)
+        result.was_unschedulable, result.previous_cordon = change.was_unschedulable, change.previous
+        result.cordoned, result.marks_changed = change.flips, change.marks_changed
         result.add_time("cordon", result.elapsed())
         if check_mode:
             return self._check(ctx, result)
@@ -182,7 +204,8 @@ class NodeDrainer:
             if not batch:
                 break
             self.log(f"{len(batch)} pods arrived on {self.node} while it was being cordoned; draining them too")
-        return result.as_dict(changed=result.cordoned or any(r.action == EVICT for r in result.records))
+        return result.as_dict(changed=result.cordoned or result.marks_changed
+                              or any(r.action == EVICT for r in result.records))
 
     def _refuse_if_any(self, result: DrainResult, left_cordoned: bool) -> None:
         refused = [r for r in result.records if r.action == REFUSE]
@@ -253,7 +276,7 @@ class NodeDrainer:
             result.blocked = blocked_report(refused, statuses, outcome="would_refuse")
             for line in format_blocked(result.blocked):
                 self.log(f"now: {line}")
-        changed = result.cordoned or bool(to_evict)
+        changed = result.cordoned or result.marks_changed or bool(to_evict)
         failing = [r for r in to_evict if r.outcome == "would_fail"]
         if failing:
             raise result.error(

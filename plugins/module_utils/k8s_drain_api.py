@@ -75,8 +75,10 @@ class KubeDrainApi:
                 raise DrainError(f"node {node} not found") from exc
             raise
 
-    def set_unschedulable(self, node: str, value: bool) -> None:
-        self.core.patch_node(node, {"spec": {"unschedulable": value}}, _preload_content=False)
+    def patch_node(self, node: str, patch: dict) -> None:
+        """One strategic merge patch of the Node (``spec.unschedulable`` and annotations; null removes one)."""
+        self.core.patch_node(node, patch, _content_type="application/strategic-merge-patch+json",
+                             _preload_content=False)
 
     def list_pods(self, node: str, label_selector: str | None = None) -> list[dict]:
         from kubernetes.client.exceptions import ApiException

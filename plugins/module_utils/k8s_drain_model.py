@@ -53,6 +53,9 @@ class DrainOptions:
     pdb_poll_interval: float = 0.5  # seconds before re-reading PDBs when their watch fails
     skip_wait_for_delete_timeout: int = 0  # >0: pods whose deletionTimestamp is older than this are not waited for
     pod_selector: str | None = None  # label selector: only these pods are drained (kubectl --pod-selector)
+    # Who cordons the node and why: the Node's cordon annotations (k8s_drain_cordon.py); None: not given.
+    cordoned_by: str | None = None
+    cordon_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_timeout not in ON_TIMEOUT_CHOICES:
@@ -63,6 +66,11 @@ class DrainOptions:
         for name in ("timeout", "wait_timeout", "skip_wait_for_delete_timeout"):
             if getattr(self, name) < 0:
                 raise DrainOptionError(name, f"must be 0 or more, not {getattr(self, name)}", "0 means no limit")
+        for name in ("cordoned_by", "cordon_reason"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise DrainOptionError(name, f"must be a non-empty string, not {value!r}",
+                                       "leave it out, or say who (for example recover.yml awx-job-4711) or why")
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise DrainOptionError("backoff_initial", "must be > 0 and backoff_max >= backoff_initial",
                                    f"for example backoff_initial=1, backoff_max=10 (got {self.backoff_initial}, "

@@ -45,12 +45,9 @@ from dataclasses import dataclass, field
 
 from .errors import BaremetalError
 from .live_state import LiveStateError, ServerRef, match_servers
-from .vocabulary import NODE_ROLES
+from .vocabulary import CORDON_REASON_ANNOTATION, CORDONED_BY_ANNOTATION, NODE_ROLES
 
 LEASE_NAMESPACE = "kube-node-lease"
-# Set on a Node by whoever cordons it for this collection (node_drain, the recovery playbook): who and why.
-CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
-CORDON_REASON_ANNOTATION = "baremetal.k8s/cordon-reason"
 PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
 WATCHED_CONDITIONS = ("Ready", *PRESSURE_CONDITIONS, "NetworkUnavailable")
 

@@ -40,6 +40,10 @@ DISK_TYPES = ("nvme", "ssd", "hdd")
 NETWORK_KINDS = ("private", "public")
 LEDGER_STORES = ("file", "kubernetes")
 
+# Node annotations: who cordoned a node for this collection and why (node_drain writes them, node_health reads them).
+CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
+CORDON_REASON_ANNOTATION = "baremetal.k8s/cordon-reason"
+
 
 def cluster_group(cluster, *parts):
     """The inventory group of a cluster (``cluster_<name>``) or of one of its roles (``cluster_<name>_<role>``)."""

@@ -26,6 +26,12 @@ description:
     Pods that the scheduler bound to the node before it saw the cordon are drained as well.
   - With O(state=cordoned) only marks the node unschedulable; O(state=uncordoned) makes it
     schedulable again.
+  - A cordon (O(state=cordoned) or O(state=drained)) can say who cordoned the node and why
+    (O(cordoned_by), O(cordon_reason)). They are recorded as the Node annotations
+    C(baremetal.k8s/cordoned-by) and C(baremetal.k8s/cordon-reason), in the same patch as
+    C(spec.unschedulable), so the recovery job and operators can tell a recovery cordon from a
+    person's (M(baremetal.k8s.node_health) reports them). O(state=uncordoned) removes both
+    annotations. RV(previous_cordon) tells what they said before the task.
   - O(pod_selector) limits the drain to the pods it selects (kubectl C(--pod-selector)).
   - In check mode nothing is changed. Each pod's eviction is sent as a server-side dry run, so the
     result lists the pods that would be evicted now (RV(would_evict)) and those whose
@@ -102,6 +108,26 @@ options:
       - V(0) waits for every pod.
     type: int
     default: 0
+  cordoned_by:
+    description:
+      - Who cordons the node, for example V(recover.yml awx-job-4711) or an operator's name. Recorded
+        as the Node annotation C(baremetal.k8s/cordoned-by) when the task cordons the node
+        (O(state=cordoned) or O(state=drained)).
+      - When O(cordoned_by) or O(cordon_reason) is given, the two annotations are set to exactly the
+        values given, in the same patch as C(spec.unschedulable), even on a node someone else
+        cordoned (the cordon is kept, the annotations are overwritten; RV(previous_cordon) has what
+        they said). One of the two left out is removed, so they always describe the same cordon. A
+        node already cordoned with other values is changed (only its annotations).
+      - When neither is given, the annotations of a node that was already cordoned are left as they
+        are; a node this task cordons loses any left over from an earlier cordon.
+      - Not allowed with O(state=uncordoned), which removes both annotations.
+    type: str
+  cordon_reason:
+    description:
+      - Why the node is cordoned, one line, for example V(drain before redeploy). Recorded as the Node
+        annotation C(baremetal.k8s/cordon-reason); see O(cordoned_by) for when.
+      - Not allowed with O(state=uncordoned).
+    type: str
   pod_selector:
     description:
       - Label selector (kubectl syntax, for example C(app=web,tier!=cache)); only the node's pods it
@@ -132,7 +158,9 @@ attributes:
     description: Dry-run evictions list the pods that would be evicted and those PDBs refuse now; changes nothing.
   diff_mode:
     support: full
-    description: Shows the node's C(spec.unschedulable) before and after.
+    description:
+      - Shows the node's C(spec.unschedulable) before and after, and its annotations
+        C(baremetal.k8s/cordoned-by) and C(baremetal.k8s/cordon-reason) when either is involved.
 """
 
 EXAMPLES = r"""
@@ -168,7 +196,21 @@ EXAMPLES = r"""
     name: worker-3
     pod_selector: app.kubernetes.io/part-of=shop
 
-- name: Put the node back into service
+- name: Drain for recovery, recording who cordoned the node and why
+  baremetal.k8s.node_drain:
+    name: worker-3
+    cordoned_by: recover.yml awx-job-4711
+    cordon_reason: "kubelet down since 08:12, drain and redeploy"
+  register: drained
+
+- name: Say when the recovery took over someone else's cordon
+  ansible.builtin.debug:
+    msg: "worker-3 was cordoned by {{ drained.previous_cordon.cordoned_by }} before"
+  when:
+    - drained.previous_cordon is not none
+    - drained.previous_cordon.cordoned_by != 'recover.yml awx-job-4711'
+
+- name: Put the node back into service (removes the cordon annotations too)
   baremetal.k8s.node_drain:
     name: worker-3
     state: uncordoned
@@ -193,6 +235,22 @@ was_unschedulable:
   description: Whether the node was already cordoned before the task.
   returned: always
   type: bool
+previous_cordon:
+  description:
+    - The node's cordon annotations before the task, or V(null) when it had neither. With
+      RV(was_unschedulable) this tells whose cordon the task took over, kept or ended.
+  returned: success, and when a drain fails
+  type: dict
+  contains:
+    cordoned_by:
+      description: The annotation C(baremetal.k8s/cordoned-by), V(null) when it was not set.
+      type: str
+    reason:
+      description: The annotation C(baremetal.k8s/cordon-reason), V(null) when it was not set.
+      type: str
+  sample:
+    cordoned_by: alice
+    reason: "disk replacement, ticket OPS-118"
 pods:
   description:
     - Every pod that was on the node, with what the drain decided and what happened (state=drained).
@@ -338,6 +396,8 @@ def argument_spec():
         backoff_max=dict(type="float", default=10.0),
         skip_wait_for_delete_timeout=dict(type="int", default=0),
         pod_selector=dict(type="str"),
+        cordoned_by=dict(type="str"),
+        cordon_reason=dict(type="str"),
     )
     return spec
 
@@ -354,6 +414,14 @@ def check_params(module):
         module.fail_json(msg="backoff_initial must be > 0 and backoff_max >= backoff_initial")
     if p["force_delete_grace_period"] is not None and p["on_timeout"] != "force_delete":
         module.fail_json(msg="force_delete_grace_period only applies with on_timeout=force_delete")
+    for name in ("cordoned_by", "cordon_reason"):
+        if p[name] is None:
+            continue
+        if p["state"] == "uncordoned":
+            module.fail_json(msg="%s only applies with state=cordoned or state=drained: state=uncordoned "
+                                 "removes the cordon annotations" % name)
+        if not p[name].strip():
+            module.fail_json(msg="%s is empty: leave it out, or say who cordons the node and why" % name)
     if p["pod_selector"] is not None and not p["pod_selector"].strip():
         module.fail_json(msg="pod_selector is empty: leave it out to drain every pod, or give a label "
                              "selector such as app=web")
@@ -373,6 +441,8 @@ def drain_options(p):
         backoff_max=p["backoff_max"],
         skip_wait_for_delete_timeout=p["skip_wait_for_delete_timeout"],
         pod_selector=p["pod_selector"],
+        cordoned_by=p["cordoned_by"],
+        cordon_reason=p["cordon_reason"],
     )
 
 
@@ -395,14 +465,14 @@ def main():
     try:
         api = client_from_params(p, pool_size=p["parallel"] + 4)
         drainer = NodeDrainer(api, node, options, log=messages.append)
-        before = drainer.is_unschedulable()
         if p["state"] == "drained":
             result = drainer.drain(check_mode=module.check_mode)
         else:
-            changed = drainer.set_unschedulable(p["state"] == "cordoned", check_mode=module.check_mode)
-            result = {"node": node, "changed": changed, "was_unschedulable": before}
+            change = drainer.cordon(p["state"] == "cordoned", check_mode=module.check_mode)
+            result = {"node": node, "changed": change.changed, "was_unschedulable": change.was_unschedulable,
+                      "previous_cordon": change.previous}
             if p["state"] == "cordoned":
-                result["cordoned"] = changed
+                result["cordoned"] = change.flips
     except DrainError as exc:
         module.fail_json(**dict(exc.result, msg=str(exc), node=node, messages=messages))
     except K8sClientError as exc:
@@ -414,13 +484,9 @@ def main():
     except HTTPError as exc:
         module.fail_json(msg="cannot reach the Kubernetes API server: %s" % exc, node=node, messages=messages)
 
-    after = p["state"] != "uncordoned"
-    result.update(
-        unschedulable=after,
-        messages=messages,
-        diff={"before": {"spec": {"unschedulable": before}}, "after": {"spec": {"unschedulable": after}},
-              "before_header": "node/%s" % node, "after_header": "node/%s" % node},
-    )
+    result.update(unschedulable=p["state"] != "uncordoned", messages=messages)
+    if drainer.last_cordon is not None:
+        result["diff"] = drainer.last_cordon.diff()
     module.exit_json(**result)
 
 

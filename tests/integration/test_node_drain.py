@@ -310,6 +310,83 @@ def test_cordon_and_uncordon_are_idempotent(k8s_client, kubeconfig, kwok_nodes):
     assert not state("uncordoned")["changed"]
 
 
+def node_annotations(api, node: str) -> dict:
+    from kubernetes import client
+
+    return dict(client.CoreV1Api(api).read_node(node).metadata.annotations or {})
+
+
+def test_cordon_records_who_and_why_and_uncordon_removes_it(k8s_client, kubeconfig, namespace, kwok_nodes,
+                                                            pods_ready):
+    """cordoned_by/cordon_reason land on the Node with the cordon, are taken over from another cordon,
+    are read back by node_health, and go with the uncordon; check mode writes nothing, a rerun changes nothing."""
+    from ansible_collections.baremetal.k8s.plugins.module_utils.node_health import assess, node_from_api
+    from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import (
+        CORDON_REASON_ANNOTATION,
+        CORDONED_BY_ANNOTATION,
+    )
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_client)
+    by, why = "recover.yml awx-job-4711", "kubelet down: drain and redeploy"
+    ours = {CORDONED_BY_ANNOTATION: by, CORDON_REASON_ANNOTATION: why}
+    pool = {"pool": namespace}
+    node_a, node_b = kwok_nodes(2, labels=pool)
+    kwok_annotations = node_annotations(k8s_client, node_a)
+
+    def task(node: str, state: str, check: bool = False, **marks) -> dict:
+        result = run_module({"name": node, "kubeconfig": kubeconfig, "state": state, **marks}, check=check)
+        assert not result.get("failed"), result.get("msg")
+        return result
+
+    # state=cordoned, check mode first: says what it would write, writes nothing.
+    planned = task(node_a, "cordoned", check=True, cordoned_by=by, cordon_reason=why)
+    assert planned["changed"] and planned["cordoned"] and planned["previous_cordon"] is None
+    assert planned["diff"]["after"] == {"spec": {"unschedulable": True}, "metadata": {"annotations": ours}}
+    assert not unschedulable(k8s_client, node_a) and node_annotations(k8s_client, node_a) == kwok_annotations
+
+    done = task(node_a, "cordoned", cordoned_by=by, cordon_reason=why)
+    assert done["changed"] and done["cordoned"] and done["previous_cordon"] is None
+    assert unschedulable(k8s_client, node_a)
+    assert node_annotations(k8s_client, node_a) == {**kwok_annotations, **ours}  # kwok's own annotation kept
+    again = task(node_a, "cordoned", cordoned_by=by, cordon_reason=why)
+    assert not again["changed"] and not again["cordoned"]
+    assert again["previous_cordon"] == {"cordoned_by": by, "reason": why}
+    # A cordon without the options keeps what the annotations say.
+    assert not task(node_a, "cordoned")["changed"]
+    assert node_annotations(k8s_client, node_a) == {**kwok_annotations, **ours}
+
+    # node_health tells this cordon from a person's.
+    verdict = assess([{"name": node_a}], [node_from_api(core.read_node(node_a))], [],
+                     now=time.time()).as_dict()["nodes"][0]
+    assert verdict["cordoned"] and verdict["cordoned_by"] == by and verdict["cordon_reason"] == why
+
+    # Someone else cordoned node_b by hand, with a reason: a drain keeps the cordon, takes the annotations over
+    # and says whose they were.
+    client.AppsV1Api(k8s_client).create_namespaced_deployment(
+        namespace, deployment("web", 1, {"kubernetes.io/hostname": node_b}))
+    pods_ready(namespace, "app=web", 1, node=node_b)
+    core.patch_node(node_b, {"spec": {"unschedulable": True}, "metadata": {"annotations": {
+        CORDONED_BY_ANNOTATION: "alice", CORDON_REASON_ANNOTATION: "disk swap"}}})
+    drained = task(node_b, "drained", cordoned_by=by)
+    assert drained["changed"] and not drained["cordoned"] and drained["was_unschedulable"]
+    assert len(drained["evicted"]) == 1
+    assert drained["previous_cordon"] == {"cordoned_by": "alice", "reason": "disk swap"}
+    annotations = node_annotations(k8s_client, node_b)
+    assert annotations[CORDONED_BY_ANNOTATION] == by and CORDON_REASON_ANNOTATION not in annotations
+
+    # Uncordon: the flag and both annotations in one task; check mode first, then for real, then nothing left.
+    for node in (node_a, node_b):
+        preview = task(node, "uncordoned", check=True)
+        assert preview["changed"] and preview["diff"]["after"] == {"spec": {"unschedulable": False},
+                                                                   "metadata": {"annotations": {}}}
+        assert unschedulable(k8s_client, node) and CORDONED_BY_ANNOTATION in node_annotations(k8s_client, node)
+        ended = task(node, "uncordoned")
+        assert ended["changed"] and ended["previous_cordon"]["cordoned_by"] == by
+        assert not unschedulable(k8s_client, node) and node_annotations(k8s_client, node) == kwok_annotations
+        assert not task(node, "uncordoned")["changed"]
+
+
 def test_bad_input_is_reported_without_traceback(kubeconfig, tmp_path):
     missing = run_module({"name": "no-such-node", "kubeconfig": kubeconfig})
     assert missing.get("failed") and missing["msg"] == "node no-such-node not found"

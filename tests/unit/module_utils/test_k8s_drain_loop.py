@@ -29,6 +29,10 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     selector_matches,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain_api import Answer, Evicted, PdbChanged
+from ansible_collections.baremetal.k8s.plugins.module_utils.vocabulary import (
+    CORDON_REASON_ANNOTATION,
+    CORDONED_BY_ANNOTATION,
+)
 
 EPOCH = 1_800_000_000.0  # wall clock at fake time 0
 NODE = "worker-1"
@@ -101,6 +105,8 @@ class SimCluster:
         self.ready_after = ready_after  # eviction -> replacement Ready elsewhere (the PDB allows again)
         self.gone_after = gone_after  # eviction -> pod gone from the node (math.inf: the node is down)
         self.unschedulable = False
+        self.annotations: dict[str, str] = {}
+        self.patches: list[dict] = []  # every patch of the Node, as sent
         self.pods: dict[str, dict] = {}  # uid -> pod
         self.pdbs: dict[str, dict] = {}  # "ns/name" -> {"selector", "allowed", "expected"}
         self.channels: list[SimChannel] = []
@@ -145,10 +151,19 @@ class SimCluster:
                 channel.queue.append(self.news(key))
 
     def read_node(self, node):
-        return {"metadata": {"name": node}, "spec": {"unschedulable": self.unschedulable}}
+        return {"metadata": {"name": node, "annotations": dict(self.annotations)},
+                "spec": {"unschedulable": self.unschedulable}}
 
-    def set_unschedulable(self, node, value):
-        self.unschedulable = value
+    def patch_node(self, node, patch):
+        """A strategic merge patch of spec.unschedulable and annotations (null removes one)."""
+        self.patches.append(json.loads(json.dumps(patch)))
+        if "unschedulable" in patch.get("spec", {}):
+            self.unschedulable = patch["spec"]["unschedulable"]
+        for key, value in patch.get("metadata", {}).get("annotations", {}).items():
+            if value is None:
+                self.annotations.pop(key, None)
+            else:
+                self.annotations[key] = value
 
     def list_pods(self, node, label_selector=None):
         wanted = dict(term.split("=", 1) for term in label_selector.split(",")) if label_selector else {}
@@ -434,3 +449,53 @@ def test_a_refused_pod_goes_when_its_pdb_allows_not_after_a_backoff():
     # Backoff alone would retry after 50 s at the earliest; the PDB's news retries when it allows.
     assert sorted(p["evicted_after"] for p in result["pods"]) == [0.0, 2.0, 4.0]
     assert cluster.refusals() == 2
+
+
+# --------------------------------------------------------------------------- who cordoned it, and why
+
+BY, REASON = CORDONED_BY_ANNOTATION, CORDON_REASON_ANNOTATION
+JOB, WHY = "recover.yml awx-job-4711", "kubelet down, drain and redeploy"
+
+
+def test_drain_records_who_and_why_in_the_cordon_patch():
+    cluster = SimCluster()
+    cluster.add_app("shop", "web", 2)
+    result = drainer(cluster, cordoned_by=JOB, cordon_reason=WHY).drain()
+    assert result["changed"] and result["cordoned"] and result["previous_cordon"] is None
+    # One patch: the flag and the annotations together, before any eviction.
+    assert cluster.patches == [{"spec": {"unschedulable": True}, "metadata": {"annotations": {BY: JOB, REASON: WHY}}}]
+    assert cluster.annotations == {BY: JOB, REASON: WHY} and cluster.on_node() == []
+    again = drainer(cluster, cordoned_by=JOB, cordon_reason=WHY).drain()
+    assert not again["changed"] and again["previous_cordon"] == {"cordoned_by": JOB, "reason": WHY}
+    assert len(cluster.patches) == 1
+
+
+def test_drain_of_a_node_someone_else_cordoned_takes_over_the_annotations():
+    cluster = SimCluster()
+    cluster.unschedulable, cluster.annotations = True, {BY: "alice", REASON: "disk swap"}
+    result = drainer(cluster, cordoned_by=JOB).drain()
+    # Nothing to evict and the cordon was there: the annotations alone make it a change.
+    assert result["changed"] and not result["cordoned"] and result["was_unschedulable"]
+    assert result["previous_cordon"] == {"cordoned_by": "alice", "reason": "disk swap"}
+    assert cluster.patches == [{"metadata": {"annotations": {BY: JOB, REASON: None}}}]
+    assert cluster.annotations == {BY: JOB}
+
+
+def test_drain_check_mode_reports_the_annotations_and_writes_nothing():
+    cluster = SimCluster()
+    cluster.unschedulable, cluster.annotations = True, {BY: JOB}
+    result = drainer(cluster, cordoned_by=JOB, cordon_reason=WHY).drain(check_mode=True)
+    assert result["changed"] and not result["cordoned"]
+    assert result["previous_cordon"] == {"cordoned_by": JOB, "reason": None}
+    assert cluster.patches == [] and cluster.annotations == {BY: JOB}
+
+
+def test_a_refused_drain_writes_no_annotation():
+    cluster = SimCluster()
+    cluster.annotations = {BY: "alice"}
+    cluster.add_pod("shop", "lonely", owner=None)
+    with pytest.raises(DrainError) as err:
+        drainer(cluster, cordoned_by=JOB, cordon_reason=WHY).drain()
+    assert not err.value.result["changed"]
+    assert err.value.result["previous_cordon"] == {"cordoned_by": "alice", "reason": None}
+    assert cluster.patches == [] and not cluster.unschedulable

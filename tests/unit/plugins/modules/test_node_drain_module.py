@@ -25,3 +25,14 @@ def test_a_kubeconfig_that_is_not_one_is_a_clear_error(tmp_path, text, words):
 def test_a_missing_kubeconfig_names_the_option(tmp_path):
     result = run_module("baremetal.k8s.node_drain", {"name": "w1", "kubeconfig": str(tmp_path / "nope")})
     assert result.get("failed") is True and "kubeconfig" in result["msg"] and "does not exist" in result["msg"]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    ({"state": "uncordoned", "cordoned_by": "alice"}, "cordoned_by only applies with state=cordoned or state=drained"),
+    ({"state": "uncordoned", "cordon_reason": "why"}, "cordon_reason only applies with state=cordoned"),
+    ({"state": "cordoned", "cordoned_by": "  "}, "cordoned_by is empty"),
+    ({"cordon_reason": ""}, "cordon_reason is empty"),
+])
+def test_cordon_annotation_options_are_checked_before_connecting(tmp_path, args, words):
+    result = run_module("baremetal.k8s.node_drain", {"name": "w1", "kubeconfig": str(tmp_path / "nope"), **args})
+    assert result.get("failed") is True and words in result["msg"], result
