@@ -36,6 +36,7 @@ from .k8s_drain_model import (
     DrainError,
     DrainOptionError,
     DrainOptions,
+    NodeNotFound,
     PodRecord,
     deadline_after,
 )
@@ -54,7 +55,7 @@ from .k8s_drain_wait import DeletionWaiter
 __all__ = [
     "EVICT", "MAX_ROUNDS", "ON_TIMEOUT_CHOICES", "REFUSE", "SKIP", "WAIT",
     "Clock", "CordonChange", "DrainContext", "DrainError", "DrainOptionError", "DrainOptions", "DrainResult",
-    "NodeDrainer",
+    "NodeDrainer", "NodeNotFound",
     "PdbLedger", "PodRecord", "backoff_delay", "blocked_report", "classify_pod", "controller_of", "deletion_overdue",
     "format_blocked", "pdbs_from_status", "plan_cordon", "plan_pods", "pods_to_retry", "selector_matches",
     "status_message",

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .k8s_drain_model import DrainError, PodRecord
+from .k8s_drain_model import DrainError, NodeNotFound, PodRecord
 from .k8s_drain_pdb import status_message
 
 WATCH_SECONDS = 30  # server-side bound of one PDB watch request; the watch is then resumed
@@ -72,7 +72,7 @@ class KubeDrainApi:
             return _json(self.core.read_node(node, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:
-                raise DrainError(f"node {node} not found") from exc
+                raise NodeNotFound(f"node {node} not found") from exc
             raise
 
     def patch_node(self, node: str, patch: dict) -> None:

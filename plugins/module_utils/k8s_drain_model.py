@@ -29,6 +29,10 @@ class DrainError(BaremetalError):
         self.result = result or {}
 
 
+class NodeNotFound(DrainError):
+    """The Node object does not exist (a node that never registered, or was deleted)."""
+
+
 class DrainOptionError(DrainError, ValueError):
     """A DrainOptions value that cannot work (also a ValueError, as it always was)."""
 

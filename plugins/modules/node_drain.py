@@ -128,6 +128,14 @@ options:
         annotation C(baremetal.k8s/cordon-reason); see O(cordoned_by) for when.
       - Not allowed with O(state=uncordoned).
     type: str
+  missing:
+    description:
+      - What to do when the Node object does not exist. V(fail) fails the task; V(ignore) succeeds without a
+        change and returns RV(missing=true) (nothing to cordon, drain or uncordon), as the recovery job needs
+        for a node whose Node was already deleted.
+    type: str
+    choices: [fail, ignore]
+    default: fail
   pod_selector:
     description:
       - Label selector (kubectl syntax, for example C(app=web,tier!=cache)); only the node's pods it
@@ -221,6 +229,10 @@ node:
   description: Name of the node.
   returned: always
   type: str
+missing:
+  description: True when the Node object does not exist and O(missing=ignore) (nothing was done).
+  returned: when the node is missing and O(missing=ignore)
+  type: bool
   sample: worker-3
 unschedulable:
   description: The node's C(spec.unschedulable) after the task (as it would be in check mode).
@@ -376,6 +388,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_drain import (
     DrainError,
     DrainOptions,
     NodeDrainer,
+    NodeNotFound,
 )
 
 
@@ -398,6 +411,7 @@ def argument_spec():
         pod_selector=dict(type="str"),
         cordoned_by=dict(type="str"),
         cordon_reason=dict(type="str"),
+        missing=dict(type="str", choices=["fail", "ignore"], default="fail"),
     )
     return spec
 
@@ -473,6 +487,10 @@ def main():
                       "previous_cordon": change.previous}
             if p["state"] == "cordoned":
                 result["cordoned"] = change.flips
+    except NodeNotFound as exc:
+        if p["missing"] != "ignore":
+            module.fail_json(msg=str(exc), node=node, messages=messages)
+        module.exit_json(changed=False, node=node, missing=True, msg="%s: nothing to do" % exc, messages=messages)
     except DrainError as exc:
         module.fail_json(**dict(exc.result, msg=str(exc), node=node, messages=messages))
     except K8sClientError as exc:

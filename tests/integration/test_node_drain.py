@@ -390,6 +390,9 @@ def test_cordon_records_who_and_why_and_uncordon_removes_it(k8s_client, kubeconf
 def test_bad_input_is_reported_without_traceback(kubeconfig, tmp_path):
     missing = run_module({"name": "no-such-node", "kubeconfig": kubeconfig})
     assert missing.get("failed") and missing["msg"] == "node no-such-node not found"
+    for state in ("drained", "cordoned", "uncordoned"):
+        ignored = run_module({"name": "no-such-node", "state": state, "missing": "ignore", "kubeconfig": kubeconfig})
+        assert not ignored.get("failed") and ignored["missing"] is True and not ignored["changed"], ignored
 
     no_file = run_module({"name": "n1", "kubeconfig": str(tmp_path / "absent.yaml")})
     assert no_file.get("failed") and "kubeconfig: file" in no_file["msg"] and "does not exist" in no_file["msg"]

@@ -86,7 +86,7 @@ def test_steps_from_skip_the_etcd_step_for_workers_and_start_where_asked():
 
 
 def test_steps_from_an_unknown_step_names_the_steps():
-    with pytest.raises(rp.RecoveryInputError, match="unknown step 'dance'.*cordon, drain"):
+    with pytest.raises(rp.RecoveryInputError, match=r"unknown step 'dance'.*cordon, drain"):
         rp.steps_from("dance")
 
 
