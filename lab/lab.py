@@ -432,6 +432,7 @@ def write_inventory(name, hosts, subnet, ssh_key):
     with open(os.path.join(directory, "lab.baremetal.yml"), "w", encoding="utf-8") as handle:
         handle.write("plugin: baremetal.k8s.fleet\nfleet_file: fleet.yml\n")
     write_lab_secrets(directory)
+    write_lab_vars(directory)
     # A plain inventory too, for tools that should not depend on the fleet plugin.
     static = {"all": {"hosts": {h["name"]: {"ansible_connection": "community.docker.docker",
                                             "ansible_host": h["name"], "lab_address": h["address"],
@@ -439,6 +440,18 @@ def write_inventory(name, hosts, subnet, ssh_key):
     with open(os.path.join(lab_state_dir(name), "hosts.yml"), "w", encoding="utf-8") as handle:
         json.dump(static, handle, indent=2)
         handle.write("\n")
+
+
+def write_lab_vars(directory):
+    """The lab's kubeconfig convention: site.yml saves each cluster's admin kubeconfig beside the inventory, and
+    the jobs whose modules talk to the API from this machine (recover.yml, reset_node.yml) use it."""
+    path = os.path.join(directory, "group_vars", "all", "lab.yml")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("# Written by lab/lab.py. In AWX the kubeconfig is a credential instead (docs/recovery.md).\n")
+        handle.write('bmk8s_kubeconfig: "{{ inventory_dir }}/../kubeconfigs/'
+                     '{{ fleet_cluster | default(\'none\') }}.conf"\n')
+        handle.write("bmk8s_kubeconfig_save: true\n")
 
 
 def lab_secrets_path(directory):

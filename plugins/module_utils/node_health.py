@@ -329,6 +329,7 @@ def node_from_api(node) -> dict:
         "unschedulable": bool(spec and spec.unschedulable),
         "annotations": dict(meta.annotations or {}),
         "kubelet_version": info.kubelet_version if info else None,
+        "pod_cidr": spec.pod_cidr if spec else None,
         "conditions": [
             {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message,
              "last_transition_time": _time_text(c.last_transition_time),
@@ -516,7 +517,8 @@ def _verdict(member, node, lease, now, options):
     if node is None:  # WireGuard is observed, not judged: the node is not there to be cut off
         observed.update(ready=None, ready_status=None, ready_reason="NotRegistered", ready_message=None,
                         ready_since=None, heartbeat=None, conditions={}, pressure=[], network_unavailable=False,
-                        cordoned=False, cordoned_by=None, cordon_reason=None, kubelet_version=None, taints=[])
+                        cordoned=False, cordoned_by=None, cordon_reason=None, kubelet_version=None, pod_cidr=None,
+                        taints=[])
         category, summary = _unregistered(member, probes, now, options, found)
         return _finish(member, category, summary, found, observed)
 
@@ -544,7 +546,8 @@ def _verdict(member, node, lease, now, options):
         pressure=pressure, network_unavailable=network_unavailable, cordoned=cordoned,
         cordoned_by=(annotations.get(CORDONED_BY_ANNOTATION) or "unknown") if cordoned else None,
         cordon_reason=(annotations.get(CORDON_REASON_ANNOTATION) or None) if cordoned else None,
-        kubelet_version=node.get("kubelet_version"), taints=list(node.get("taints") or []),
+        kubelet_version=node.get("kubelet_version"), pod_cidr=node.get("pod_cidr"),
+        taints=list(node.get("taints") or []),
     )
     if node["name"] != member.name:
         found.notes.append("registered as Node %s (matched by its InternalIP %s)" % (node["name"], member.address))

@@ -149,7 +149,9 @@ def recovery_summary(plan, outcomes):
         outcome = (outcomes or {}).get(node) or {"outcome": "not_run"}
         what = "%s %s (%s, attempt %s)" % (outcome.get("outcome"), node, action.get("action"), action.get("attempt"))
         if outcome.get("outcome") == "stopped":
-            what += ": stopped at %s: %s; the node stays cordoned" % (outcome.get("step"), outcome.get("error", ""))
+            what += ": stopped at %s: %s" % (outcome.get("step"), outcome.get("error", ""))
+            if outcome.get("step") not in ("uncordon", "verify"):
+                what += "; the node stays cordoned"
         elif outcome.get("seconds") is not None:
             what += " in %s s" % outcome["seconds"]
         lines.append(what)

@@ -263,6 +263,10 @@ nodes:
       description: The kubelet's version from the Node's status.
       type: str
       sample: v1.36.3
+    pod_cidr:
+      description: The Node's C(spec.podCIDR) (null when not registered or not set).
+      type: str
+      sample: 10.244.3.0/24
     taints:
       description: The Node's taints (key, value, effect).
       type: list

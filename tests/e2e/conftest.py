@@ -81,6 +81,32 @@ class Lab:
         print(result.stdout[-20000:], result.stderr[-5000:], sep="\n", flush=True)
         return PlaybookRun(result.returncode, result.stdout + result.stderr, parse_recap(result.stdout))
 
+    def recover(self, *args: str, policy: dict | None = None) -> PlaybookRun:
+        """playbooks/recover.yml on the lab with POLICY (the remediation policy; short grace periods in tests)."""
+        return self.playbook("recover.yml", *self.recover_args(policy), *args)
+
+    def recover_args(self, policy: dict | None = None) -> list[str]:
+        return ["-e", "recover_fleet=" + self.fleet_file, "-e", json.dumps({"recover_policy": policy or {}})]
+
+    def start_playbook(self, playbook: str, *args: str) -> subprocess.Popen:
+        """A playbook run in the background (its output line by line on .stdout), to be killed by a test."""
+        command = ["ansible-playbook", "-i", self.inventory, os.path.join(REPO, "playbooks", playbook), *args]
+        print("+ (background) " + " ".join(command), flush=True)
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+    def recovery_state(self) -> dict:
+        """The recovery state (the file store beside the fleet file)."""
+        path = os.path.join(self.inventory, "fleet.recovery.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def node(self, name: str) -> dict:
+        """The Node object NAME as the API has it (through a control plane's admin kubeconfig)."""
+        return json.loads(self.kubectl(self.hosts()[0], "get node", name, "-o json").stdout)
+
     def sh(self, host: str, script: str) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "exec", host, "sh", "-c", script], capture_output=True, text=True,
                               check=False)
