@@ -116,7 +116,8 @@ def fleet_members(fleet, cluster=None):
         if owner is None or (cluster is not None and owner.name != cluster):
             continue
         result[name] = {"cluster": owner.name, "failure_domain": server.location.failure_domain,
-                        "state": server.state, "protected": server.protection.deletion}
+                        "state": server.state, "protected": server.protection.deletion,
+                        "protection_reason": server.protection.reason or ""}
     return result
 
 
@@ -151,6 +152,7 @@ def records(members, verdicts, state):
         fleet = members[name]
         record = dict(verdict.get("record") or {}, name=name, cluster=fleet["cluster"],
                       failure_domain=fleet["failure_domain"], protected=fleet["protected"],
+                      protection_reason=fleet.get("protection_reason", ""),
                       in_flight=name in in_flight,
                       state="provisioning" if verdict.get("category") == STARTING else fleet["state"])
         first_seen = (recovery_state.node_entry(state, name) or {}).get("first_unhealthy")

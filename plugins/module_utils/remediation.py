@@ -94,6 +94,7 @@ class NodeRecord:
     state: str = "active"
     protected: bool = False
     in_flight: bool = False
+    protection_reason: str = ""  # the fleet file's protection.reason, said back in the refusal
 
     @property
     def healthy(self) -> bool:
@@ -473,7 +474,8 @@ def _plan_cluster(cluster, nodes, policy, now, *, etcd, buckets):
 def _refusal(node, nodes):
     """Why NODE may never be remediated as things stand (an operator has to act), or None."""
     if node.protected:
-        return "it is protected against deletion; lift the protection to let it be remediated"
+        why = " (%s)" % node.protection_reason if node.protection_reason else ""
+        return "it is protected against deletion%s; lift the protection to let it be remediated" % why
     if node.state not in REMEDIABLE_STATES:
         return STATE_REFUSALS[node.state]
     if "control_plane" in node.roles and not any(
@@ -557,5 +559,6 @@ def records_from_fleet(fleet, live, *, unhealthy_since=None, in_flight=(), clust
                                   failure_domain=server.location.failure_domain, ready=ready,
                                   unhealthy_since=since.get(name, None if ready else state.get("ready_since")),
                                   reasons=reasons, state=server.state,
-                                  protected=server.protection.deletion, in_flight=name in in_flight))
+                                  protected=server.protection.deletion,
+                                  protection_reason=server.protection.reason or "", in_flight=name in in_flight))
     return records

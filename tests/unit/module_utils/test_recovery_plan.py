@@ -99,10 +99,10 @@ def test_past_the_retry_limit_the_node_is_replaced():
 
 
 def test_refusals_and_halts_keep_their_reasons():
-    fleet = members("w1", "w2", "w3", "w4", w1={"protected": True})
+    fleet = members("w1", "w2", "w3", "w4", w1={"protected": True, "protection_reason": "holds the only copy"})
     result = plan([verdict("w1", "kubelet_down", down=120), verdict("w2"), verdict("w3"), verdict("w4")],
                   fleet=fleet)
-    assert result.actions == () and "protected" in result.plan.refused[0].reason
+    assert result.actions == () and "protected against deletion (holds the only copy)" in result.plan.refused[0].reason
     halted = plan([verdict(n, "host_unreachable", down=120) for n in ("w1", "w2", "w3")] + [verdict("w4")])
     assert halted.actions == () and halted.halts_started == ("c1",) and "exceeds max_unhealthy 2" in \
         halted.plan.halted_reason
