@@ -129,19 +129,22 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
     ALLOCATIONS,
     LEDGERS,
     PLACEMENT,
+    RECOVERY,
     open_store,
     store_for_fleet,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
+from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_failed_marks, check_state
 
 CONFIG_RE = re.compile(r"\.baremetal\.ya?ml$")
 # Data files that live beside the config: claimed (and ignored) so other plugins leave them alone.
 DATA_RE = re.compile(
-    r"(^fleet\.(ya?ml|json)$|\.fleet\.(ya?ml|json)$|\.(allocations|placement)\.(json|ya?ml)(\.lock)?$)"
+    r"(^fleet\.(ya?ml|json)$|\.fleet\.(ya?ml|json)$|\.(allocations|placement|recovery)\.(json|ya?ml)(\.lock)?$)"
 )
 CACHE_FORMAT = 2
 # The ledgers the inventory reads (the recovery state is not one of them).
-LEDGERS_READ = (PLACEMENT, ALLOCATIONS)
+# The recovery state is read for the servers recovery marked failed (they leave their node groups).
+LEDGERS_READ = (PLACEMENT, ALLOCATIONS, RECOVERY)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -217,7 +220,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         stores = {}
         for kind in LEDGERS_READ:
             stores[kind.name] = store_for_fleet(fleet, self._store_overrides(kind), ledger=kind)
-        for warning in apply_placement(fleet, stores["placement"]):
+        placed = apply_placement(fleet, stores["placement"])
+        recovery = stores["recovery"]
+        for warning in placed + apply_failed_marks(fleet, check_state(recovery.read(), recovery.description)):
             self.display.warning(f"baremetal.k8s.fleet: {warning}")
         ledger = stores["allocations"].update(lambda led: ipam.allocate(fleet, led, stores["allocations"].description))
         # What live state needs, so a cached run need not parse the fleet file.

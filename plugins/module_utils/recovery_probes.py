@@ -28,8 +28,9 @@ wg show {interface} latest-handshakes 2>/dev/null
 true
 """
 
-# Steps that only control planes and etcd members take.
+# Steps that only control planes and etcd members take, and the replacement's own.
 ETCD_STEPS = ("etcd_remove",)
+REPLACE_STEPS = ("fence", "replace")
 
 
 class RecoveryInputError(BaremetalError):
@@ -122,11 +123,16 @@ def health_members(hosts, hostvars, probe_var="recover_probe"):
     return members
 
 
-def steps_from(resume_at, roles=()):
-    """The steps from RESUME_AT to the end, without the etcd steps for a node that is neither control plane nor etcd."""
+def steps_from(resume_at, roles=(), action="reprovision"):
+    """The steps from RESUME_AT to the end: without the etcd steps for a node that is neither control plane nor
+    etcd, and without fence and replace unless ACTION is ``replace``."""
     if resume_at not in STEPS:
         raise RecoveryInputError("unknown step %r; the steps are: %s" % (resume_at, ", ".join(STEPS)))
+    if action not in ("reprovision", "replace"):
+        raise RecoveryInputError("unknown action %r; the actions are: reprovision, replace" % (action,))
     steps = list(STEPS[STEPS.index(resume_at):])
+    if action != "replace":
+        steps = [step for step in steps if step not in REPLACE_STEPS]
     if not {"control_plane", "etcd"} & set(roles or ()):
         steps = [step for step in steps if step not in ETCD_STEPS]
     return steps

@@ -10,7 +10,8 @@ The state is a ledger (ledger_store.RECOVERY: a file by hand, a ConfigMap in AWX
      "nodes": {"<server>": {"cluster": "c1", "step": "drain", "status": "running" | "failed" | "done",
                             "action": "reprovision" | "replace", "attempts": 1, "first_unhealthy": 1764579000.0,
                             "started": ..., "updated": ..., "last_outcome": "...", "error": "..."}},
-     "halts": {"<cluster>": {"active": false, "since": ..., "cleared": ...}}}
+     "halts": {"<cluster>": {"active": false, "since": ..., "cleared": ...}},
+     "failed": {"<server>": {"reason": "...", "since": ..., "replaced_by": "<server>"}}}
 
 The lock (kured's idea, with a TTL): one recovery run per fleet at a time. A second run while the lock is
 held changes nothing and says who holds it and until when; a lock whose holder died expires after its TTL
@@ -18,6 +19,12 @@ and the next run takes it over (and says so). Progress: a node's remediation wal
 step is recorded before it runs, so a run that died half way is found by the next one, which resumes the node
 at its recorded step (every step is idempotent). A failed step stops that node, counts an attempt and keeps
 the error; past the retry limit recovery escalates to replacement.
+
+Servers recovery gave up on are marked ``failed`` here (``mark_failed``), and every reader of the fleet
+(the inventory, placement, the plan) applies the marks on top of the fleet file (``apply_failed_marks``):
+the server leaves its node group and is never handed out again until an operator clears the mark
+(``clear_failed``) after the repair. The fleet file is not rewritten: the store is the one place a job
+may write, and the next run of any playbook agrees.
 
 Every function takes the ledger dict and changes it in place (the store's ``update(mutate)`` callback shape)
 and returns a decision with its reason.
@@ -33,7 +40,9 @@ from .errors import BaremetalError
 LEDGER_VERSION = 1
 # A node's remediation, in order (docs/recovery.md). Each step is idempotent: a resumed run repeats the
 # recorded step and goes on.
-STEPS = ("cordon", "drain", "etcd_remove", "reset", "reprovision", "rejoin", "wait_ready", "uncordon", "verify")
+# fence and replace are the replacement's (a reprovision skips them); the steps after replace run on the spare.
+STEPS = ("cordon", "fence", "drain", "etcd_remove", "reset", "replace", "reprovision", "rejoin", "wait_ready",
+         "uncordon", "verify")
 RUNNING, FAILED, DONE = "running", "failed", "done"
 
 
@@ -76,10 +85,15 @@ def check_state(state, source="recovery state"):
                                                                     else entry,),
                                      "delete the node's entry when no recovery is running", where=source,
                                      path="nodes.%s" % name)
+    failed = state.get("failed") or {}
+    if not isinstance(failed, dict) or not all(isinstance(v, dict) for v in failed.values()):
+        raise RecoveryStateError("failed is not a mapping of server to mark", "restore it from a backup",
+                                 where=source, path="failed")
     state.setdefault("version", LEDGER_VERSION)
     state.setdefault("lock", None)
     state.setdefault("nodes", {})
     state.setdefault("halts", {})
+    state.setdefault("failed", {})
     return state
 
 
@@ -200,3 +214,45 @@ def past_retry_limit(state, name, retry_limit):
     """True when the node failed ``retry_limit`` attempts: recovery escalates to replacement."""
     entry = node_entry(state, name)
     return bool(entry) and entry.get("status") == FAILED and entry.get("attempts", 0) >= retry_limit
+
+
+# --------------------------------------------------------------------------- servers given up on
+
+
+def mark_failed(state, name, reason, *, now, replaced_by=None):
+    """Mark server NAME failed (recovery replaced it, or cannot); returns whether the mark is new or changed."""
+    failed = state.setdefault("failed", {})
+    mark = {"reason": str(reason), "since": (failed.get(name) or {}).get("since", now)}
+    if replaced_by:
+        mark["replaced_by"] = replaced_by
+    changed = failed.get(name) != mark
+    failed[name] = mark
+    return changed
+
+
+def clear_failed(state, name):
+    """An operator repaired server NAME: it may serve again (placement hands it out as any free server)."""
+    return (state.get("failed") or {}).pop(name, None) is not None
+
+
+def failed_servers(state):
+    """Server name -> its failed mark."""
+    return dict(state.get("failed") or {})
+
+
+def apply_failed_marks(fleet, state):
+    """Give every server marked failed the lifecycle state ``failed`` in FLEET (in place), as the fleet file would.
+
+    Returns a warning for each mark of a server the fleet file does not have (left alone).
+    """
+    import dataclasses
+
+    warnings = []
+    for name in sorted(failed_servers(state)):
+        server = fleet.servers.get(name)
+        if server is None:
+            warnings.append("recovery state: %s is marked failed but the fleet file has no such server; "
+                            "clear the mark (recovery_state action=clear_failed)" % name)
+        elif server.state != "failed":
+            fleet.servers[name] = dataclasses.replace(server, state="failed")
+    return warnings

@@ -308,6 +308,7 @@ try:
     from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
     from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
         PLACEMENT,
+        RECOVERY,
         STORE_ARGUMENT_SPEC,
         store_for_fleet,
         store_overrides,
@@ -321,6 +322,7 @@ try:
         plan_placement,
         workload_request,
     )
+    from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_failed_marks, check_state
 
     IMPORT_ERROR = None
 except ImportError as exc:  # netaddr missing on the controller
@@ -418,6 +420,9 @@ def main():
     where = params["ledger"] or params["fleet"]
     try:
         fleet = load_fleet(params["fleet"])
+        # Servers the recovery job marked failed are released like failed servers of the fleet file.
+        recovery = store_for_fleet(fleet, store_overrides(params), ledger=RECOVERY)
+        warnings = apply_failed_marks(fleet, check_state(recovery.read(), recovery.description))
         store = store_for_fleet(fleet, store_overrides(params, file=params["ledger"]), ledger=PLACEMENT)
         where = store.description
         candidates, groups = model_from_fleet(fleet, params["intents"])
@@ -440,7 +445,7 @@ def main():
         module.fail_json(msg=str(exc), ledger=where)
 
     explanations = {"groups": result.groups, "workloads": result.workloads}
-    for warning in result.warnings:
+    for warning in [*warnings, *result.warnings]:
         module.warn(warning)
     if not result.ok:
         module.fail_json(

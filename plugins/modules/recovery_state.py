@@ -20,6 +20,9 @@ description:
   - O(action=begin) records that O(step) of O(node) is about to run (before it runs, so a run killed half way
     is found by the next one); O(action=fail) records that it failed (the node stays where it stopped) with
     O(error); O(action=finish) records the whole remediation done. O(action=read) returns the state.
+  - O(action=mark_failed) marks server O(node) failed with O(error) as the reason (and O(replaced_by)): the
+    inventory, placement and the plan then treat it as C(state=failed) in the fleet file, so it leaves its node
+    group and is never handed out again. After the repair an operator runs O(action=clear_failed).
   - Writes are guarded like the other ledgers (a lock file, or the ConfigMap's resourceVersion), so two runs
     racing for the lock cannot both get it.
 author:
@@ -32,7 +35,7 @@ options:
   action:
     description: What to do (see the description).
     type: str
-    choices: [lock, unlock, begin, fail, finish, read]
+    choices: [lock, unlock, begin, fail, finish, mark_failed, clear_failed, read]
     default: read
   holder:
     description: Who takes or gives back the lock, e.g. the AWX job id (C(awx-job-{{ tower_job_id }})).
@@ -50,7 +53,7 @@ options:
   step:
     description: The step for O(action=begin) and O(action=fail).
     type: str
-    choices: [cordon, drain, etcd_remove, reset, reprovision, rejoin, wait_ready, uncordon, verify]
+    choices: [cordon, fence, drain, etcd_remove, reset, replace, reprovision, rejoin, wait_ready, uncordon, verify]
   remediation:
     description: The remediation the node gets (from M(baremetal.k8s.remediation_plan)), recorded with O(action=begin).
     type: str
@@ -59,7 +62,10 @@ options:
     description: When the node was first seen unhealthy (seconds since the epoch), recorded once with O(action=begin).
     type: float
   error:
-    description: Why the step failed, for O(action=fail).
+    description: Why the step failed, for O(action=fail); why the server failed, for O(action=mark_failed).
+    type: str
+  replaced_by:
+    description: The spare that replaces O(node), recorded with O(action=mark_failed).
     type: str
   outcome:
     description: What O(action=finish) records as the last outcome.
@@ -159,7 +165,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import
 
 # Options each action needs.
 REQUIRED = {"lock": ("holder",), "unlock": ("holder",), "begin": ("node", "step"), "fail": ("node", "step", "error"),
-            "finish": ("node",), "read": ()}
+            "finish": ("node",), "mark_failed": ("node", "error"), "clear_failed": ("node",), "read": ()}
 
 
 def change(params, now, where):
@@ -178,6 +184,10 @@ def change(params, now, where):
             outcome["reason"] = "released the lock" if released else "%s holds no lock: nothing to release" % (
                 params["holder"],)
             return released
+        if action == "mark_failed":
+            return rs.mark_failed(state, params["node"], params["error"], now=now, replaced_by=params["replaced_by"])
+        if action == "clear_failed":
+            return rs.clear_failed(state, params["node"])
         if action == "begin":
             entry = rs.begin_step(state, params["node"], params["step"], now=now, cluster=params["cluster"],
                                   first_unhealthy=params["first_unhealthy"], action=params["remediation"])
@@ -230,6 +240,7 @@ def main():
             first_unhealthy=dict(type="float"),
             error=dict(type="str"),
             outcome=dict(type="str", default="recovered"),
+            replaced_by=dict(type="str"),
             now=dict(type="float"),
             recovery_file=dict(type="path"),
             **STORE_ARGUMENT_SPEC,

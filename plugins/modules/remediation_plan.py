@@ -237,8 +237,11 @@ def run(module):
     now = params["now"] if params["now"] is not None else time.time()
     fleet = load_fleet(params["fleet"])
     overrides = store_overrides(params)
-    placement_warnings = apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
+    # Servers this job marked failed are failed for the plan too (refused, not remediated again).
+    placement_warnings = recovery_state.apply_failed_marks(
+        fleet, recovery_state.check_state(store.read(), store.description))
+    placement_warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
     policy = recovery_policy_from_dict(params["policy"])
     etcd = {name: etcd_state_from_info(info, "etcd.%s" % name) for name, info in (params["etcd"] or {}).items()}
     members = fleet_members(fleet, params["cluster"])

@@ -83,10 +83,14 @@ def test_steps_from_skip_the_etcd_step_for_workers_and_start_where_asked():
                                                    "wait_ready", "uncordon", "verify"]
     assert rp.steps_from("drain", ["control_plane", "etcd"])[:3] == ["drain", "etcd_remove", "reset"]
     assert rp.steps_from("verify", ["worker"]) == ["verify"]
+    assert rp.steps_from("cordon", ["worker"], "replace")[:6] == ["cordon", "fence", "drain", "reset", "replace",
+                                                                  "reprovision"]
+    with pytest.raises(rp.RecoveryInputError, match="unknown action 'burn'"):
+        rp.steps_from("cordon", ["worker"], "burn")
 
 
 def test_steps_from_an_unknown_step_names_the_steps():
-    with pytest.raises(rp.RecoveryInputError, match=r"unknown step 'dance'.*cordon, drain"):
+    with pytest.raises(rp.RecoveryInputError, match=r"unknown step .dance.*cordon, fence, drain"):
         rp.steps_from("dance")
 
 

@@ -237,3 +237,13 @@ def test_cli_unreachable_kubernetes_store_is_one_clear_sentence(tmp_path):
     assert "configmap baremetal-k8s/baremetal-k8s-placement: (top level): cannot read the ledger: cannot reach" \
            " the API server" in proc.stderr.replace("\n", " ")
     assert "MaxRetryError" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_server_the_recovery_job_marked_failed_is_failed_in_the_inventory(tmp_path):
+    """The recovery state's failed marks are applied on top of the fleet file (docs/recovery.md)."""
+    inv = small_inventory(tmp_path)
+    (inv / "fleet.recovery.json").write_text(json.dumps(
+        {"version": 1, "failed": {"s01": {"reason": "host does not answer", "since": 1.0, "replaced_by": "s05"}}}))
+    data = listing(inv)
+    assert "s01" in data["state_failed"]["hosts"] and "s01" not in data["state_active"]["hosts"]
+    assert data["_meta"]["hostvars"]["s01"]["fleet_state"] == "failed"

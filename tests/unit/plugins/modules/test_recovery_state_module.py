@@ -72,3 +72,16 @@ def test_bad_input_names_the_option(tmp_path):
     (tmp_path / "fleet.recovery.json").write_text("[]")
     result = state(fleet_file)
     assert result["failed"] is True and "the ledger is not a mapping" in result["msg"]
+
+
+def test_a_server_is_marked_failed_once_and_cleared_after_the_repair(tmp_path):
+    fleet_file = write_fleet(tmp_path, small_fleet())
+    marked = state(fleet_file, action="mark_failed", node="s01", error="its host does not answer", replaced_by="s05")
+    assert marked["changed"] is True
+    assert marked["state"]["failed"]["s01"] == {"reason": "its host does not answer", "since": NOW,
+                                                "replaced_by": "s05"}
+    again = state(fleet_file, action="mark_failed", node="s01", error="its host does not answer", replaced_by="s05")
+    assert again["changed"] is False
+    cleared = state(fleet_file, action="clear_failed", node="s01")
+    assert cleared["changed"] is True and cleared["state"]["failed"] == {}
+    assert state(fleet_file, action="mark_failed", node="s01")["failed"] is True  # no reason: refused
