@@ -85,8 +85,14 @@ def probes_from_output(result):
                                  % type(result).__name__)
     if result.get("unreachable"):
         return {"reachable": False}
+    if result.get("skipped"):
+        return {"reachable": True}
+    # The script always prints its sections and exits 0: anything else means it never ran on the host
+    # (a connection that fails as a module error, as `docker exec` into a stopped container does).
+    if result.get("rc", 0) != 0 and "containerd=" not in (result.get("stdout") or ""):
+        return {"reachable": False}
     probes = {"reachable": True}
-    if result.get("skipped") or "stdout" not in result:
+    if "stdout" not in result:
         return probes
     sections = _sections(result.get("stdout") or "")
     for line in sections["units"]:
@@ -158,6 +164,18 @@ def recovery_summary(plan, outcomes):
             what += ": stopped at %s: %s" % (outcome.get("step"), outcome.get("error", ""))
             if outcome.get("step") not in ("uncordon", "verify"):
                 what += "; the node stays cordoned"
+        elif outcome.get("outcome") == "replaced":
+            what += " by %s" % outcome.get("replaced_by")
+        elif outcome.get("seconds") is not None:
+            what += " in %s s" % outcome["seconds"]
+        lines.append(what)
+    acted = {action.get("node") for action in plan.get("actions") or []}
+    for node, outcome in sorted((outcomes or {}).items()):
+        if node in acted or not outcome:  # the spares that replace a server
+            continue
+        what = "%s %s (%s)" % (outcome.get("outcome"), node, outcome.get("why", "a replacement"))
+        if outcome.get("outcome") == "stopped":
+            what += ": stopped at %s: %s" % (outcome.get("step"), outcome.get("error", ""))
         elif outcome.get("seconds") is not None:
             what += " in %s s" % outcome["seconds"]
         lines.append(what)

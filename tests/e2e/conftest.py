@@ -156,6 +156,13 @@ def artifacts(lab):
 
 
 @pytest.fixture(scope="session")
+def bmc(lab):
+    """The lab's Redfish BMC (lab/bmc.py) serving for the session: the fleet's bmc fields point at it."""
+    with lab_tool.serve_bmc(lab.name) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def first_run(lab, artifacts):
     """site.yml's first run on the lab (test_02 checks the cluster it makes; later files use it)."""
     os.environ["BMK8S_ARTIFACTS"] = artifacts

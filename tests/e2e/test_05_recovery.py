@@ -12,7 +12,10 @@ first control plane), in order:
   /24 and WireGuard address, while the echo Service, behind a PodDisruptionBudget, is probed the whole time;
 - a worker wiped (its container and volumes destroyed, recreated empty with the same name and address):
   reprovisioned from bare, same pod /24 and WireGuard address;
-- a control plane's kubelet and etcd stopped: recovered, 3 voting etcd members, all healthy.
+- a control plane's kubelet and etcd stopped: recovered, 3 voting etcd members, all healthy;
+- a worker whose host stays stopped (it does not answer): fenced through the lab's Redfish BMC, marked
+  out of service and failed, and replaced by the spare host, which placement chooses and recover.yml
+  builds from bare; the next inventory has the spare in the worker group and the old server failed.
 """
 
 from __future__ import annotations
@@ -230,7 +233,14 @@ def assert_unchanged_node(lab, run, worker):
     assert not lab.node(worker)["spec"].get("unschedulable"), "a refused recovery cordoned %s" % worker
 
 
-def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run):
+def load_echo_image(lab, worker, artifacts):
+    """A host built from bare holds only the images it runs: load the echo workload's image as a user would."""
+    loaded = lab.sh(worker, "curl -fsS -o /tmp/etcd.tar %s/images/etcd.tar && "
+                            "ctr -n k8s.io images import /tmp/etcd.tar && rm /tmp/etcd.tar" % artifacts)
+    assert loaded.returncode == 0, loaded.stderr
+
+
+def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run, artifacts):
     worker = lab.hosts()[3]
     before = node_identity(lab, worker)
     subprocess.run(["docker", "rm", "-f", "-v", worker], check=True, capture_output=True)
@@ -246,6 +256,7 @@ def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run):
     assert "recovered %s" % worker in summary(run)
     assert ready(lab, worker) == "True"
     assert node_identity(lab, worker) == before
+    load_echo_image(lab, worker, artifacts)
 
 
 def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_run):
@@ -262,3 +273,31 @@ def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_r
     members = wait_for(lambda: sorted(lab.etcd_members(first)) == sorted(lab.hosts()[:3]) and lab.etcd_members(first),
                        120, "3 etcd members")
     assert sorted(members) == sorted(lab.hosts()[:3])
+
+
+def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare(lab, first_run, artifacts, bmc):
+    worker, spare = lab.hosts()[4], lab.spares()[0]
+    subprocess.run(["docker", "stop", worker], check=True, capture_output=True)
+    wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
+    time.sleep(POLICY["grace_period"])
+    started = time.monotonic()
+    run = lab.recover(policy=POLICY)
+    print("recover.yml, replacement: %.0f s" % (time.monotonic() - started), flush=True)
+    assert run.rc == 0, run.output[-5000:]
+    assert "replaced %s" % worker in summary(run) and "by %s" % spare in summary(run)
+    assert "recovered %s" % spare in summary(run)
+    assert "PowerForceOff" in run.output or "Power the server off" in run.output
+    assert ready(lab, spare) == "True"
+    listed = json.loads(lab.kubectl(lab.hosts()[0], "get nodes -o json").stdout)["items"]
+    nodes = [n["metadata"]["name"] for n in listed]
+    assert worker not in nodes
+    inventory = lab.inventory_list()
+    assert sorted(inventory["cluster_%s_worker" % lab.name]["hosts"]) == sorted([lab.hosts()[3], spare])
+    assert inventory["_meta"]["hostvars"][worker]["fleet_state"] == "failed"
+    assert lab.recovery_state()["failed"][worker]["replaced_by"] == spare
+    # The BMC powered the old server off: it stays off (docker reports it stopped).
+    status = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", worker], capture_output=True, text=True,
+                            check=False)
+    assert status.stdout.strip() == "false"
+    again = lab.recover(policy=POLICY)
+    assert again.rc == 0 and again.changed_hosts() == {}, again.changed_hosts()

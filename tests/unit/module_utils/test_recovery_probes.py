@@ -37,6 +37,13 @@ def test_an_unreachable_host_is_only_unreachable():
     assert rp.probes_from_output({"unreachable": True, "msg": "Failed to connect"}) == {"reachable": False}
 
 
+def test_a_probe_that_never_ran_on_the_host_is_unreachable():
+    """docker exec into a stopped container fails as a module error, not as unreachable."""
+    result = {"rc": 1, "module_stderr": "Error response from daemon: Container 6128 is not running",
+              "module_stdout": "", "msg": "Module result deserialization failed: No start of json char found"}
+    assert rp.probes_from_output(result) == {"reachable": False}
+
+
 def test_a_host_without_a_mesh_has_no_handshakes_and_unknown_units_say_so():
     out = "containerd=\nkubelet=inactive\n--- wireguard peers\n--- wireguard handshakes\n"
     assert rp.probes_from_output({"stdout": out}) == {"reachable": True, "containerd_active": "unknown",
@@ -102,14 +109,17 @@ def test_summary_has_every_bucket_and_each_outcome():
                         {"node": "w-4", "action": "reprovision", "attempt": 2},
                         {"node": "w-5", "action": "replace", "attempt": 1}]}
     outcomes = {"w-1": {"outcome": "recovered", "seconds": 140},
-                "w-4": {"outcome": "stopped", "step": "drain", "error": "PDB web forbids"}}
+                "w-4": {"outcome": "stopped", "step": "drain", "error": "PDB web forbids"},
+                "w-5": {"outcome": "replaced", "replaced_by": "s-9"},
+                "s-9": {"outcome": "recovered", "seconds": 300, "why": "replaces w-5"}}
     assert rp.recovery_summary(plan, outcomes) == [
         "1 to reprovision",
         "waiting w-2: within the grace period",
         "refused w-3: protected",
         "recovered w-1 (reprovision, attempt 1) in 140 s",
         "stopped w-4 (reprovision, attempt 2): stopped at drain: PDB web forbids; the node stays cordoned",
-        "not_run w-5 (replace, attempt 1)",
+        "replaced w-5 (replace, attempt 1) by s-9",
+        "recovered s-9 (replaces w-5) in 300 s",
     ]
 
 
