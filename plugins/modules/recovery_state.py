@@ -20,7 +20,7 @@ description:
   - O(action=begin) records that O(step) of O(node) is about to run (before it runs, so a run killed half way
     is found by the next one); O(action=fail) records that it failed (the node stays where it stopped) with
     O(error); O(action=finish) records the whole remediation done. O(action=read) returns the state.
-  - O(action=mark_failed) marks server O(node) failed with O(error) as the reason (and O(replaced_by)): the
+  - O(action=mark_failed) marks server O(node) failed with O(error) as the reason and O(replaced_by). The
     inventory, placement and the plan then treat it as C(state=failed) in the fleet file, so it leaves its node
     group and is never handed out again. After the repair an operator runs O(action=clear_failed).
   - Writes are guarded like the other ledgers (a lock file, or the ConfigMap's resourceVersion), so two runs

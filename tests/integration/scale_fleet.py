@@ -33,8 +33,8 @@ def scale_fleet(prefix, *, racks=("a01", "a02", "a03"), workers_per_rack=121, cl
     servers = []
     for index, name in enumerate(control_planes + workers):
         rack = name.split("-")[-2]
-        servers.append(server(index, name=name, location={"region": "eu", "datacenter": "dc1", "row": "r1",
-                                                           "rack": rack},
+        location = {"region": "eu", "datacenter": "dc1", "row": "r1", "rack": rack}
+        servers.append(server(index, name=name, location=location,
                               addresses={"private": "10.10.%d.%d" % (1 + index // 250, 1 + index % 250)}))
     members = control_planes + workers
     # 366 nodes: a /24 per node needs more than a /16 of pod space and the WireGuard /24 holds 254 addresses.

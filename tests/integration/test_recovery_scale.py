@@ -64,13 +64,13 @@ def scale(k8s_client, kubeconfig, tmp_path_factory):
             for j, name in enumerate(dead_order)}
     healthy = [n for n in names if n not in dead]
     try:
-        _, created = timed(populate, k8s_client, prefix, healthy, dead)
-        _, settled = timed(wait_healthy, k8s_client, prefix, healthy)
+        _populated, created = timed(populate, k8s_client, prefix, healthy, dead)
+        _settled, settled = timed(wait_healthy, k8s_client, prefix, healthy)
         print("\n[recovery-scale] created %d Nodes (%d kwok, %d dead with Leases) in %.1f s; kwok had them Ready "
               "with fresh Leases %.1f s later" % (len(names), len(healthy), len(dead), created, settled))
         members = [{"name": s["name"], "roles": ["control_plane", "etcd"] if s["name"].endswith("-c1")
                     else ["worker"]} for s in fleet["servers"]]
-        _, baseline = timed(run_module, "ansible.builtin.ping", {})
+        _pinged, baseline = timed(run_module, "ansible.builtin.ping", {})
         print("[recovery-scale] ansible start-up baseline (ansible.builtin.ping through the same CLI): %.2f s"
               % baseline)
         health, health_seconds = timed(run_module, "baremetal.k8s.node_health",
@@ -82,10 +82,10 @@ def scale(k8s_client, kubeconfig, tmp_path_factory):
             (nodes, leases), read_seconds = timed(read_cluster, api, timeout=30)
         finally:
             api.close()
-        _, assess_seconds = timed(assess, members, nodes, leases, now=time.time())
+        _assessed, assess_seconds = timed(assess, members, nodes, leases, now=time.time())
         print("[recovery-scale] node_health over %d members (%d Nodes, %d Leases in the cluster): module %.2f s "
-              "wall; in process: read %.2f s, assess %.2f s" % (len(members), len(nodes), len(leases),
-                                                                  health_seconds, read_seconds, assess_seconds))
+              "wall; in process: read %.2f s, assess %.2f s"
+              % (len(members), len(nodes), len(leases), health_seconds, read_seconds, assess_seconds))
         health_file = directory / "health.json"
         health_file.write_text(json.dumps({"scale_health": health["nodes"]}))
         yield {"fleet_file": fleet_file, "directory": directory, "prefix": prefix, "names": names,
