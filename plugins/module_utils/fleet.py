@@ -39,6 +39,7 @@ from .fleet_checks import Checker, Skip, netaddr
 from .fleet_clusters import Clusters
 from .fleet_intents import INTENT_FIELDS, intent_from_mapping
 from .fleet_model import (
+    BMC_TYPES,
     NAME_FIX,
     NAME_RE,
     SPREAD_DOMAINS,
@@ -48,6 +49,7 @@ from .fleet_model import (
     Addresses,
     AllocationSettings,
     Api,
+    Bmc,
     Cluster,
     Datacenter,
     Disk,
@@ -74,6 +76,7 @@ from .fleet_topology import Topology
 from .fleet_yaml import decode
 
 __all__ = [
+    "BMC_TYPES",
     "INTENT_FIELDS",
     "NAME_FIX",
     "NAME_RE",
@@ -84,6 +87,7 @@ __all__ = [
     "Addresses",
     "AllocationSettings",
     "Api",
+    "Bmc",
     "Cluster",
     "Datacenter",
     "Disk",
