@@ -147,7 +147,7 @@ def steps_from(resume_at, roles=(), action="reprovision"):
 def recovery_summary(plan, outcomes):
     """The job's closing lines: the plan's buckets with their reasons, then what happened to each acted-on node.
 
-    ``outcomes`` maps a node to ``{"outcome": "recovered"|"stopped"|"not_run", "step": ..., "error": ...,
+    ``outcomes`` maps a node to ``{"outcome": "recovered"|"replaced"|"stopped", "step": ..., "error": ...,
     "seconds": ...}``.
     """
     lines = [plan.get("summary", "")] if plan.get("summary") else []
@@ -158,7 +158,7 @@ def recovery_summary(plan, outcomes):
             lines.append("%s %s: %s" % (bucket, entry.get("node", entry.get("name", "?")), entry.get("reason", "")))
     for action in plan.get("actions") or []:
         node = action.get("node")
-        outcome = (outcomes or {}).get(node) or {"outcome": "not_run"}
+        outcome = (outcomes or {}).get(node) or {"outcome": "planned"}  # not acted on in this run (check mode)
         what = "%s %s (%s, attempt %s)" % (outcome.get("outcome"), node, action.get("action"), action.get("attempt"))
         if outcome.get("outcome") == "stopped":
             what += ": stopped at %s: %s" % (outcome.get("step"), outcome.get("error", ""))

@@ -127,3 +127,8 @@ def test_summary_of_a_halt_and_of_nothing():
     assert rp.recovery_summary({"summary": "", "halted": True, "halted_reason": "5 of 5 unhealthy"}, {}) == [
         "halted: 5 of 5 unhealthy"]
     assert rp.recovery_summary({}, {}) == ["nothing to do: every node is healthy"]
+
+
+def test_summary_of_check_mode_lists_the_actions_as_planned():
+    plan = {"summary": "1 to reprovision", "actions": [{"node": "w-1", "action": "reprovision", "attempt": 1}]}
+    assert rp.recovery_summary(plan, {}) == ["1 to reprovision", "planned w-1 (reprovision, attempt 1)"]
