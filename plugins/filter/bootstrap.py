@@ -5,19 +5,18 @@
 
 Each filter is documented in its own file beside this one (plugins/filter/<filter>.yml), as ansible-core
 documents the filters of a multi-filter plugin. A decision's BaremetalError becomes an AnsibleFilterError
-that names the filter.
+that names the filter (plugin_utils/filters.py).
 """
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.baremetal.k8s.plugins.module_utils import (
     bootstrap_artifacts,
     bootstrap_host,
     bootstrap_kubeadm,
     bootstrap_lb,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
+from ansible_collections.baremetal.k8s.plugins.plugin_utils.filters import filters_of
 
 # filter name -> the pure function it exposes
 DECISIONS = {
@@ -35,19 +34,6 @@ DECISIONS = {
 }
 
 
-def as_filter(name, decide):
-    """``decide`` as a filter: its errors say which filter failed."""
-
-    def run(*args, **kwargs):
-        try:
-            return decide(*args, **kwargs)
-        except BaremetalError as exc:
-            raise AnsibleFilterError("%s: %s" % (name, exc)) from exc
-
-    run.__name__ = name
-    return run
-
-
 class FilterModule:
     def filters(self):
-        return {name: as_filter(name, decide) for name, decide in DECISIONS.items()}
+        return filters_of(DECISIONS)

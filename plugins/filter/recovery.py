@@ -8,9 +8,8 @@ Each filter is documented in its own file beside this one (plugins/filter/<filte
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.baremetal.k8s.plugins.module_utils import recovery_probes
-from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
+from ansible_collections.baremetal.k8s.plugins.plugin_utils.filters import filters_of
 
 # filter name -> the pure function it exposes
 DECISIONS = {
@@ -22,19 +21,6 @@ DECISIONS = {
 }
 
 
-def as_filter(name, decide):
-    """``decide`` as a filter: its errors say which filter failed."""
-
-    def run(*args, **kwargs):
-        try:
-            return decide(*args, **kwargs)
-        except BaremetalError as exc:
-            raise AnsibleFilterError("%s: %s" % (name, exc)) from exc
-
-    run.__name__ = name
-    return run
-
-
 class FilterModule:
     def filters(self):
-        return {name: as_filter(name, decide) for name, decide in DECISIONS.items()}
+        return filters_of(DECISIONS)

@@ -238,9 +238,9 @@ def run(module):
     fleet = load_fleet(params["fleet"])
     overrides = store_overrides(params)
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
+    state = recovery_state.check_state(store.read(), store.description)
     # Servers this job marked failed are failed for the plan too (refused, not remediated again).
-    placement_warnings = recovery_state.apply_failed_marks(
-        fleet, recovery_state.check_state(store.read(), store.description))
+    placement_warnings = recovery_state.apply_failed_marks(fleet, state)
     placement_warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
     policy = recovery_policy_from_dict(params["policy"])
     etcd = {name: etcd_state_from_info(info, "etcd.%s" % name) for name, info in (params["etcd"] or {}).items()}
@@ -251,7 +251,7 @@ def run(module):
         return plan_recovery(members, params["health"], recovery_state.check_state(state, store.description),
                              policy, now=now, etcd=etcd, clusters=clusters)
 
-    plan = decide(store.read())
+    plan = decide(state)
     changed = bool(plan.halts_started or plan.halts_cleared)
     if changed and not module.check_mode:
         store.update(lambda state: record_halts(state, decide(state), now=now))
