@@ -240,6 +240,17 @@ def load_echo_image(lab, worker, artifacts):
     assert loaded.returncode == 0, loaded.stderr
 
 
+def recover_once_unhealthy(lab, node, case):
+    """Wait until the API says NODE is NotReady and its grace period has passed, then run recover.yml (timed)."""
+    wait_for(lambda: ready(lab, node) in ("False", "Unknown"), 180, "%s NotReady" % node)
+    time.sleep(POLICY["grace_period"])
+    started = time.monotonic()
+    run = lab.recover(policy=POLICY)
+    print("recover.yml, %s: %.0f s" % (case, time.monotonic() - started), flush=True)
+    assert run.rc == 0, run.output[-5000:]
+    return run
+
+
 def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run, artifacts):
     worker = lab.hosts()[3]
     before = node_identity(lab, worker)
@@ -247,12 +258,7 @@ def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run, artifacts):
     hosts = len(lab.hosts()) + len(lab.spares())
     subprocess.run([sys.executable, LAB, "up", "--name", lab.name, "--hosts", str(hosts)], check=True)
     assert lab.sh(worker, "test -e /etc/kubernetes").returncode != 0, "the host is not empty"
-    wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
-    time.sleep(POLICY["grace_period"])
-    started = time.monotonic()
-    run = lab.recover(policy=POLICY)
-    print("recover.yml, wiped worker: %.0f s" % (time.monotonic() - started), flush=True)
-    assert run.rc == 0, run.output[-5000:]
+    run = recover_once_unhealthy(lab, worker, "wiped worker")
     assert "recovered %s" % worker in summary(run)
     assert ready(lab, worker) == "True"
     assert node_identity(lab, worker) == before
@@ -262,12 +268,7 @@ def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run, artifacts):
 def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_run):
     first, third = lab.hosts()[0], lab.hosts()[2]
     assert lab.sh(third, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^etcd$')").returncode == 0
-    wait_for(lambda: ready(lab, third) in ("False", "Unknown"), 180, "%s NotReady" % third)
-    time.sleep(POLICY["grace_period"])
-    started = time.monotonic()
-    run = lab.recover(policy=POLICY)
-    print("recover.yml, control plane: %.0f s" % (time.monotonic() - started), flush=True)
-    assert run.rc == 0, run.output[-5000:]
+    run = recover_once_unhealthy(lab, third, "control plane")
     assert "recovered %s" % third in summary(run)
     assert ready(lab, third) == "True"
     members = wait_for(lambda: sorted(lab.etcd_members(first)) == sorted(lab.hosts()[:3]) and lab.etcd_members(first),
@@ -278,12 +279,7 @@ def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_r
 def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare(lab, first_run, artifacts, bmc):
     worker, spare = lab.hosts()[4], lab.spares()[0]
     subprocess.run(["docker", "stop", worker], check=True, capture_output=True)
-    wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
-    time.sleep(POLICY["grace_period"])
-    started = time.monotonic()
-    run = lab.recover(policy=POLICY)
-    print("recover.yml, replacement: %.0f s" % (time.monotonic() - started), flush=True)
-    assert run.rc == 0, run.output[-5000:]
+    run = recover_once_unhealthy(lab, worker, "replacement")
     assert "replaced %s" % worker in summary(run) and "by %s" % spare in summary(run)
     assert "recovered %s" % spare in summary(run)
     assert "PowerForceOff" in run.output or "Power the server off" in run.output
