@@ -466,7 +466,8 @@ def write_lab_secrets(directory):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write("# Written by lab/lab.py. In production keep these in Ansible Vault.\n")
-            handle.write("api_lb_vrrp_auth_pass: %s\n" % secrets.token_hex(4))  # VRRP allows 8 characters
+            # VRRP allows 8 characters. Quoted (JSON is YAML): hex like 12345678 or 1e100000 would read as a number.
+            handle.write("api_lb_vrrp_auth_pass: %s\n" % json.dumps(secrets.token_hex(4)))
     if read_bmc_credentials(path) is None:
         with open(path, "a", encoding="utf-8") as handle:
             # One line of JSON (JSON is YAML), so read_bmc_credentials needs no YAML parser.

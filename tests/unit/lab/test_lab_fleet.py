@@ -44,6 +44,14 @@ def test_the_secrets_hold_the_bmc_credentials(tmp_path):
     assert path.read_text() == before  # made once
 
 
+@pytest.mark.parametrize("token", ["12345678", "1e100000", "0000e123"])
+def test_a_vrrp_password_of_digits_stays_a_string(tmp_path, monkeypatch, token):
+    monkeypatch.setattr(lab.secrets, "token_hex", lambda size: token if size == 4 else "ab" * size)
+    lab.write_lab_secrets(str(tmp_path))
+    data = yaml.safe_load((tmp_path / "group_vars" / "all" / "lab_secrets.yml").read_text())
+    assert data["api_lb_vrrp_auth_pass"] == token
+
+
 def test_an_older_labs_secrets_get_the_bmc_credentials_added(tmp_path):
     path = tmp_path / "group_vars" / "all" / "lab_secrets.yml"
     path.parent.mkdir(parents=True)
