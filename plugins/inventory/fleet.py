@@ -134,7 +134,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
     store_for_fleet,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
-from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_failed_marks, check_state
+from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_marks, check_state
 
 CONFIG_RE = re.compile(r"\.baremetal\.ya?ml$")
 # Data files that live beside the config: claimed (and ignored) so other plugins leave them alone.
@@ -222,7 +222,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             stores[kind.name] = store_for_fleet(fleet, self._store_overrides(kind), ledger=kind)
         placed = apply_placement(fleet, stores["placement"])
         recovery = stores["recovery"]
-        for warning in placed + apply_failed_marks(fleet, check_state(recovery.read(), recovery.description)):
+        for warning in placed + apply_marks(fleet, check_state(recovery.read(), recovery.description)):
             self.display.warning(f"baremetal.k8s.fleet: {warning}")
         ledger = stores["allocations"].update(lambda led: ipam.allocate(fleet, led, stores["allocations"].description))
         # What live state needs, so a cached run need not parse the fleet file.

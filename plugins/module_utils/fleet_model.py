@@ -235,6 +235,7 @@ class Server:
     index: int  # position in servers[], for error paths
     protection: Protection = Protection()
     bmc: Bmc | None = None
+    state_reason: str = ""  # why it is in its state (maintenance: recorded on the Node when it is cordoned)
 
 
 @dataclass(slots=True, frozen=True)

@@ -49,7 +49,7 @@ class Servers(Checker):
     """Parses ``servers``; ``addresses`` (ip key -> (server, path)) lets the clusters part check API VIPs."""
 
     SERVER_FIELDS = frozenset(("name", "state", "hardware", "location", "addresses", "labels", "connection",
-                               "protection", "bmc"))
+                               "protection", "bmc", "state_reason"))
     PROTECTION_FIELDS = frozenset(("deletion", "reason"))
     HARDWARE_FIELDS = frozenset(("cores", "memory_gb", "disks", "nics", "gpus"))
     LOCATION_FIELDS = frozenset(("region", "datacenter", "row", "rack"))
@@ -97,7 +97,12 @@ class Servers(Checker):
                           "use ansible_* names")
         protection = self.protection(raw.get("protection"), path + ".protection")
         bmc = self.bmc(raw.get("bmc"), path + ".bmc", name)
-        return Server(name, state, hardware, location, addresses, labels, connection, index, protection, bmc)
+        state_reason = raw.get("state_reason", "")
+        if not isinstance(state_reason, str) or len(state_reason) > 256:
+            self.fail(path + ".state_reason", "state_reason must be a sentence of at most 256 characters",
+                      "quote it, e.g. state_reason: \"replace DIMM B2, ticket OPS-123\"")
+        return Server(name, state, hardware, location, addresses, labels, connection, index, protection, bmc,
+                      state_reason)
 
     def labels(self, raw, path):
         """Labels become Kubernetes node labels: keys and values follow Kubernetes' rules, values are strings."""

@@ -71,6 +71,8 @@ def server_vars(server):
     )
     if server.bmc is not None:  # absent without one: recovery refuses to fence such a server
         hostvars["fleet_bmc"] = server.bmc.as_dict()
+    if server.state_reason:  # absent when the fleet file and the recovery state give none
+        hostvars["fleet_state_reason"] = server.state_reason
     return hostvars
 
 

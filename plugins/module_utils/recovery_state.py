@@ -11,7 +11,8 @@ The state is a ledger (ledger_store.RECOVERY: a file by hand, a ConfigMap in AWX
                             "action": "reprovision" | "replace", "attempts": 1, "first_unhealthy": 1764579000.0,
                             "started": ..., "updated": ..., "last_outcome": "...", "error": "..."}},
      "halts": {"<cluster>": {"active": false, "since": ..., "cleared": ...}},
-     "failed": {"<server>": {"reason": "...", "since": ..., "replaced_by": "<server>"}}}
+     "failed": {"<server>": {"reason": "...", "since": ..., "replaced_by": "<server>"}},
+     "maintenance": {"<server>": {"reason": "replace DIMM B2", "by": "awx-job-4712", "since": ...}}}
 
 The lock (kured's idea, with a TTL): one recovery run per fleet at a time. A second run while the lock is
 held changes nothing and says who holds it and until when; a lock whose holder died expires after its TTL
@@ -21,10 +22,12 @@ at its recorded step (every step is idempotent). A failed step stops that node, 
 the error; past the retry limit recovery escalates to replacement.
 
 Servers recovery gave up on are marked ``failed`` here (``mark_failed``), and every reader of the fleet
-(the inventory, placement, the plan) applies the marks on top of the fleet file (``apply_failed_marks``):
+(the inventory, placement, the plan) applies the marks on top of the fleet file (``apply_marks``):
 the server leaves its node group and is never handed out again until an operator clears the mark
 (``clear_failed``) after the repair. The fleet file is not rewritten: the store is the one place a job
-may write, and the next run of any playbook agrees.
+may write, and the next run of any playbook agrees. Maintenance marks work the same way
+(``mark_maintenance``, ``clear_maintenance``): the maintenance job started with a reason puts the server in
+state ``maintenance`` for every reader until the job ends it (docs/maintenance.md).
 
 Every function takes the ledger dict and changes it in place (the store's ``update(mutate)`` callback shape)
 and returns a decision with its reason.
@@ -85,15 +88,17 @@ def check_state(state, source="recovery state"):
                                                                     else entry,),
                                      "delete the node's entry when no recovery is running", where=source,
                                      path="nodes.%s" % name)
-    failed = state.get("failed") or {}
-    if not isinstance(failed, dict) or not all(isinstance(v, dict) for v in failed.values()):
-        raise RecoveryStateError("failed is not a mapping of server to mark", "restore it from a backup",
-                                 where=source, path="failed")
+    for kind in ("failed", "maintenance"):
+        marks = state.get(kind) or {}
+        if not isinstance(marks, dict) or not all(isinstance(v, dict) for v in marks.values()):
+            raise RecoveryStateError("%s is not a mapping of server to mark" % kind, "restore it from a backup",
+                                     where=source, path=kind)
     state.setdefault("version", LEDGER_VERSION)
     state.setdefault("lock", None)
     state.setdefault("nodes", {})
     state.setdefault("halts", {})
     state.setdefault("failed", {})
+    state.setdefault("maintenance", {})
     return state
 
 
@@ -240,19 +245,51 @@ def failed_servers(state):
     return dict(state.get("failed") or {})
 
 
-def apply_failed_marks(fleet, state):
-    """Give every server marked failed the lifecycle state ``failed`` in FLEET (in place), as the fleet file would.
+def mark_maintenance(state, name, reason, *, now, by):
+    """Put server NAME in maintenance for REASON (the maintenance job); returns whether the mark is new or changed."""
+    if not str(reason or "").strip():
+        raise RecoveryStateError("a maintenance mark needs a reason", "say why, e.g. reason='replace DIMM B2, "
+                                 "ticket OPS-123' (it is recorded on the Node)", path="reason")
+    marks = state.setdefault("maintenance", {})
+    old = marks.get(name) or {}
+    mark = {"reason": str(reason).strip(), "by": str(by), "since": old.get("since", now)}
+    if old.get("reason") == mark["reason"]:
+        mark["by"] = old.get("by", mark["by"])  # the same maintenance, started again: keep who started it
+    changed = old != mark
+    marks[name] = mark
+    return changed
 
-    Returns a warning for each mark of a server the fleet file does not have (left alone).
+
+def clear_maintenance(state, name):
+    """The maintenance of server NAME is over: it is back to its fleet-file state for every reader."""
+    return (state.get("maintenance") or {}).pop(name, None) is not None
+
+
+def maintenance_marks(state):
+    """Server name -> its maintenance mark."""
+    return dict(state.get("maintenance") or {})
+
+
+def apply_marks(fleet, state):
+    """Apply the recovery state's marks to FLEET (in place), as the fleet file would say them.
+
+    A server marked failed gets the lifecycle state ``failed``; one marked for maintenance (and not failed)
+    gets ``maintenance`` with the mark's reason as its ``state_reason``. Returns a warning for each mark of
+    a server the fleet file does not have (left alone).
     """
     import dataclasses
 
     warnings = []
-    for name in sorted(failed_servers(state)):
-        server = fleet.servers.get(name)
-        if server is None:
-            warnings.append("recovery state: %s is marked failed but the fleet file has no such server; "
-                            "clear the mark (recovery_state action=clear_failed)" % name)
-        elif server.state != "failed":
-            fleet.servers[name] = dataclasses.replace(server, state="failed")
+    for kind, marks, clear in (("failed", failed_servers(state), "clear_failed"),
+                               ("maintenance", maintenance_marks(state), "clear_maintenance")):
+        for name in sorted(marks):
+            server = fleet.servers.get(name)
+            if server is None:
+                warnings.append("recovery state: %s is marked %s but the fleet file has no such server; "
+                                "clear the mark (recovery_state action=%s)" % (name, kind, clear))
+            elif kind == "failed" and server.state != "failed":
+                fleet.servers[name] = dataclasses.replace(server, state="failed")
+            elif kind == "maintenance" and server.state not in ("failed", "retired"):
+                fleet.servers[name] = dataclasses.replace(server, state="maintenance",
+                                                          state_reason=marks[name].get("reason", ""))
     return warnings

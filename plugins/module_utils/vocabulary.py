@@ -43,6 +43,8 @@ LEDGER_STORES = ("file", "kubernetes")
 # Node annotations: who cordoned a node for this collection and why (node_drain writes them, node_health reads them).
 CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
 CORDON_REASON_ANNOTATION = "baremetal.k8s/cordon-reason"
+# The cordoned-by value of a node held for planned maintenance (maintenance.py, playbooks/maintenance.yml).
+MAINTENANCE_CORDONER = "baremetal.k8s/maintenance"
 
 
 def cluster_group(cluster, *parts):

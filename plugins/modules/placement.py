@@ -322,7 +322,7 @@ try:
         plan_placement,
         workload_request,
     )
-    from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_failed_marks, check_state
+    from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_state import apply_marks, check_state
 
     IMPORT_ERROR = None
 except ImportError as exc:  # netaddr missing on the controller
@@ -422,7 +422,7 @@ def main():
         fleet = load_fleet(params["fleet"])
         # Servers the recovery job marked failed are released like failed servers of the fleet file.
         recovery = store_for_fleet(fleet, store_overrides(params), ledger=RECOVERY)
-        warnings = apply_failed_marks(fleet, check_state(recovery.read(), recovery.description))
+        warnings = apply_marks(fleet, check_state(recovery.read(), recovery.description))
         store = store_for_fleet(fleet, store_overrides(params, file=params["ledger"]), ledger=PLACEMENT)
         where = store.description
         candidates, groups = model_from_fleet(fleet, params["intents"])

@@ -23,6 +23,10 @@ description:
   - O(action=mark_failed) marks server O(node) failed with O(error) as the reason and O(replaced_by). The
     inventory, placement and the plan then treat it as C(state=failed) in the fleet file, so it leaves its node
     group and is never handed out again. After the repair an operator runs O(action=clear_failed).
+  - O(action=mark_maintenance) puts server O(node) in maintenance for O(reason) (O(holder) records who); every
+    reader then treats it as C(state=maintenance) in the fleet file with that reason, so recovery leaves it
+    alone and the maintenance job (C(playbooks/maintenance.yml)) drains and holds it. O(action=clear_maintenance)
+    ends it. A server the fleet file does not have is refused.
   - Writes are guarded like the other ledgers (a lock file, or the ConfigMap's resourceVersion), so two runs
     racing for the lock cannot both get it.
 author:
@@ -35,10 +39,12 @@ options:
   action:
     description: What to do (see the description).
     type: str
-    choices: [lock, unlock, begin, fail, finish, mark_failed, clear_failed, read]
+    choices: [lock, unlock, begin, fail, finish, mark_failed, clear_failed, mark_maintenance, clear_maintenance, read]
     default: read
   holder:
-    description: Who takes or gives back the lock, e.g. the AWX job id (C(awx-job-{{ tower_job_id }})).
+    description:
+      - Who takes or gives back the lock, e.g. the AWX job id (C(awx-job-{{ tower_job_id }})).
+      - With O(action=mark_maintenance), who starts the maintenance (recorded with the mark).
     type: str
   ttl:
     description: Seconds the lock lasts; longer than one node's remediation. The holder renews it between nodes.
@@ -66,6 +72,9 @@ options:
     type: str
   replaced_by:
     description: The spare that replaces O(node), recorded with O(action=mark_failed).
+    type: str
+  reason:
+    description: Why O(node) goes into maintenance, for O(action=mark_maintenance); recorded on its Node.
     type: str
   outcome:
     description: What O(action=finish) records as the last outcome.
@@ -139,7 +148,7 @@ entry:
   returned: action is begin, fail or finish
   type: dict
 state:
-  description: The whole recovery state (lock, nodes, halts).
+  description: The whole recovery state (lock, nodes, halts, failed and maintenance marks).
   returned: always
   type: dict
 recovery_state:
@@ -165,7 +174,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import
 
 # Options each action needs.
 REQUIRED = {"lock": ("holder",), "unlock": ("holder",), "begin": ("node", "step"), "fail": ("node", "step", "error"),
-            "finish": ("node",), "mark_failed": ("node", "error"), "clear_failed": ("node",), "read": ()}
+            "finish": ("node",), "mark_failed": ("node", "error"), "clear_failed": ("node",),
+            "mark_maintenance": ("node", "reason", "holder"), "clear_maintenance": ("node",), "read": ()}
 
 
 def change(params, now, where):
@@ -188,6 +198,10 @@ def change(params, now, where):
             return rs.mark_failed(state, params["node"], params["error"], now=now, replaced_by=params["replaced_by"])
         if action == "clear_failed":
             return rs.clear_failed(state, params["node"])
+        if action == "mark_maintenance":
+            return rs.mark_maintenance(state, params["node"], params["reason"], now=now, by=params["holder"])
+        if action == "clear_maintenance":
+            return rs.clear_maintenance(state, params["node"])
         if action == "begin":
             entry = rs.begin_step(state, params["node"], params["step"], now=now, cluster=params["cluster"],
                                   first_unhealthy=params["first_unhealthy"], action=params["remediation"])
@@ -209,6 +223,9 @@ def run(module):
                                                                   " and ".join(missing)))
     now = params["now"] if params["now"] is not None else time.time()
     fleet = load_fleet(params["fleet"])
+    if params["action"] in ("mark_maintenance", "mark_failed") and params["node"] not in fleet.servers:
+        module.fail_json(msg="%s: servers: no server named %r. Fix: name one of the fleet file's servers in node "
+                             "(e.g. %s)" % (params["fleet"], params["node"], ", ".join(list(fleet.servers)[:5])))
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
     mutate, outcome = change(params, now, store.description)
     before = rs.check_state(store.read(), store.description)
@@ -241,6 +258,7 @@ def main():
             error=dict(type="str"),
             outcome=dict(type="str", default="recovered"),
             replaced_by=dict(type="str"),
+            reason=dict(type="str"),
             now=dict(type="float"),
             recovery_file=dict(type="path"),
             **STORE_ARGUMENT_SPEC,

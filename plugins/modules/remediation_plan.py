@@ -240,7 +240,7 @@ def run(module):
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
     state = recovery_state.check_state(store.read(), store.description)
     # Servers this job marked failed are failed for the plan too (refused, not remediated again).
-    placement_warnings = recovery_state.apply_failed_marks(fleet, state)
+    placement_warnings = recovery_state.apply_marks(fleet, state)
     placement_warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
     policy = recovery_policy_from_dict(params["policy"])
     etcd = {name: etcd_state_from_info(info, "etcd.%s" % name) for name, info in (params["etcd"] or {}).items()}

@@ -66,6 +66,17 @@ def test_deletion_protection():
     assert not second.protection.deletion and second.protection.reason == ""
 
 
+def test_state_reason_says_why_and_must_be_a_sentence():
+    data = small_fleet()
+    data["servers"][0].update(state="maintenance", state_reason="replace DIMM B2, ticket OPS-123")
+    fleet = parse_fleet(data, SOURCE)
+    assert fleet.servers[data["servers"][0]["name"]].state_reason == "replace DIMM B2, ticket OPS-123"
+    assert fleet.servers[data["servers"][1]["name"]].state_reason == ""
+    data["servers"][1]["state_reason"] = 42
+    with pytest.raises(FleetValidationError, match=r"servers\[1\]\.state_reason: state_reason must be a sentence"):
+        parse_fleet(data, SOURCE)
+
+
 def test_hop_distance_follows_the_topology():
     fleet = load_fleet(EXAMPLE_FLEET)
     assert fleet.hop_distance("ams1-a01-s01", "ams1-a01-s01") == 0

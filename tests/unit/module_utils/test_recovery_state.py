@@ -8,9 +8,12 @@ import copy
 
 import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import recovery_state as rs
+from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import RECOVERY, FileStore
 from hypothesis import given
 from hypothesis import strategies as st
+
+from fleet_samples import small_fleet
 
 T0 = 1_764_580_000.0
 
@@ -119,3 +122,19 @@ def test_at_most_one_live_holder_at_any_time(calls):
         decision = rs.acquire_lock(state, holder, now=now, ttl=ttl)
         assert decision.acquired is (live is None or live["holder"] == holder)
         assert state["lock"]["holder"] == (holder if decision.acquired else live["holder"])
+
+
+def test_marks_apply_over_the_fleet_file_failed_first():
+    fleet = parse_fleet(small_fleet(), "fleet.yml")
+    state = rs.empty_state()
+    rs.mark_maintenance(state, "s01", "firmware", now=T0, by="job")
+    rs.mark_maintenance(state, "s02", "firmware", now=T0, by="job")
+    rs.mark_failed(state, "s02", "gone", now=T0)
+    rs.mark_maintenance(state, "nope", "firmware", now=T0, by="job")
+    warnings = rs.apply_marks(fleet, state)
+    assert (fleet.servers["s01"].state, fleet.servers["s01"].state_reason) == ("maintenance", "firmware")
+    assert fleet.servers["s02"].state == "failed"
+    assert warnings == ["recovery state: nope is marked maintenance but the fleet file has no such server; clear "
+                        "the mark (recovery_state action=clear_maintenance)"]
+    with pytest.raises(rs.RecoveryStateError, match="needs a reason"):
+        rs.mark_maintenance(state, "s01", "  ", now=T0, by="job")

@@ -247,3 +247,14 @@ def test_a_server_the_recovery_job_marked_failed_is_failed_in_the_inventory(tmp_
     data = listing(inv)
     assert "s01" in data["state_failed"]["hosts"] and "s01" not in data["state_active"]["hosts"]
     assert data["_meta"]["hostvars"]["s01"]["fleet_state"] == "failed"
+
+
+def test_a_server_the_maintenance_job_marked_is_in_maintenance_with_its_reason(tmp_path):
+    inv = small_inventory(tmp_path)
+    (inv / "fleet.recovery.json").write_text(json.dumps(
+        {"version": 1, "maintenance": {"s04": {"reason": "replace DIMM B2", "by": "awx-job-9", "since": 1.0}}}))
+    data = listing(inv)
+    assert "s04" in data["state_maintenance"]["hosts"] and "s04" not in data["state_active"]["hosts"]
+    assert data["_meta"]["hostvars"]["s04"]["fleet_state"] == "maintenance"
+    assert data["_meta"]["hostvars"]["s04"]["fleet_state_reason"] == "replace DIMM B2"
+    assert "fleet_state_reason" not in data["_meta"]["hostvars"]["s03"]

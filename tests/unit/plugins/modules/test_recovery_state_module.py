@@ -85,3 +85,18 @@ def test_a_server_is_marked_failed_once_and_cleared_after_the_repair(tmp_path):
     cleared = state(fleet_file, action="clear_failed", node="s01")
     assert cleared["changed"] is True and cleared["state"]["failed"] == {}
     assert state(fleet_file, action="mark_failed", node="s01")["failed"] is True  # no reason: refused
+
+
+def test_a_maintenance_mark_needs_a_reason_and_a_known_server(tmp_path):
+    fleet_file = write_fleet(tmp_path, small_fleet())
+    marked = state(fleet_file, action="mark_maintenance", node="s04", reason="replace DIMM B2", holder="awx-job-9")
+    assert marked["changed"] is True
+    assert marked["state"]["maintenance"]["s04"] == {"reason": "replace DIMM B2", "by": "awx-job-9", "since": NOW}
+    again = state(fleet_file, action="mark_maintenance", node="s04", reason="replace DIMM B2", holder="awx-job-10")
+    assert again["changed"] is False and again["state"]["maintenance"]["s04"]["by"] == "awx-job-9"
+    assert "needs reason" in state(fleet_file, action="mark_maintenance", node="s04", holder="j")["msg"]
+    unknown = state(fleet_file, action="mark_maintenance", node="nope", reason="r", holder="j")
+    assert unknown["failed"] is True and "servers: no server named 'nope'" in unknown["msg"]
+    cleared = state(fleet_file, action="clear_maintenance", node="s04")
+    assert cleared["changed"] is True and cleared["state"]["maintenance"] == {}
+    assert state(fleet_file, action="clear_maintenance", node="s04")["changed"] is False

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planned maintenance: which servers to drain and hold, which to give back. Pure, no clock, no I/O.
+
+A server is in maintenance when the fleet file says ``state: maintenance`` or the recovery state holds a
+maintenance mark for it (``recovery_state.mark_maintenance``: the maintenance job with a reason, for AWX
+where nobody edits the fleet file). The maintenance job (playbooks/maintenance.yml) then:
+
+* **enters** a server in maintenance whose Node is not held yet: cordons it with
+  ``cordoned-by: baremetal.k8s/maintenance`` and the reason, and drains it (node_drain, PDB-aware);
+* **holds** one already held (nothing to do);
+* **exits** a server back to ``active`` whose Node is still held for maintenance, once it is verified:
+  Ready, healthy, ``spec.podCIDR`` equal to the allocation ledger's, its etcd member healthy (control
+  planes); then uncordons it;
+* **blocks** the exit while verification fails (the Node stays cordoned, and recover.yml remediates it
+  if it stays NotReady past its grace period);
+* **refuses** to enter a server recovery is working on, and a control plane whose host going down would
+  leave etcd without quorum: maintenance means the host may be powered off, so the healthy voting members
+  not in maintenance must still reach quorum without it (two control planes of three never go at once).
+
+``plan_maintenance(members, verdicts, state, etcd=...)`` takes the fleet's view of each member
+(``fleet_members``), node_health's verdicts (its ``nodes``), the recovery state and the etcd members per
+cluster (``remediation.EtcdState``), and returns one ``Decision`` per member concerned, each with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import recovery_state
+from .errors import BaremetalError
+from .etcd_quorum import find_member, quorum, voting
+from .vocabulary import MAINTENANCE_CORDONER
+
+ENTER, HELD, EXIT, BLOCKED, REFUSED = "enter", "held", "exit", "blocked", "refused"
+DECISIONS = (ENTER, HELD, EXIT, BLOCKED, REFUSED)
+# The health categories of a node fit to serve again (node_health.HEALTHY_CATEGORIES).
+FIT = ("healthy", "cordoned")
+DEFAULT_REASON = "state: maintenance in the fleet file"
+
+
+class MaintenanceError(BaremetalError):
+    """Bad input to the maintenance plan (a field and its fix)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    server: str
+    cluster: str
+    decision: str  # one of DECISIONS
+    reason: str
+    cordon_reason: str = ""  # the reason recorded on the Node (enter)
+
+    def as_dict(self) -> dict:
+        return {"server": self.server, "cluster": self.cluster, "decision": self.decision, "reason": self.reason,
+                "cordon_reason": self.cordon_reason}
+
+
+@dataclass(frozen=True)
+class MaintenancePlan:
+    decisions: tuple[Decision, ...]
+
+    def of(self, kind) -> list[Decision]:
+        return [d for d in self.decisions if d.decision == kind]
+
+    def summary(self) -> str:
+        counts = ", ".join("%d %s" % (len(self.of(kind)), kind) for kind in DECISIONS)
+        return counts if self.decisions else "nothing to do: no server is in maintenance or held for it"
+
+    def as_dict(self) -> dict:
+        result = {kind: [d.as_dict() for d in self.of(kind)] for kind in DECISIONS}
+        result.update(decisions=[d.as_dict() for d in self.decisions], summary=self.summary())
+        return result
+
+
+def fleet_members(fleet, ledger, cluster=None):
+    """name -> the fleet's view of each Kubernetes node (marks and placement applied to FLEET first):
+    cluster, roles, state, state_reason, and the pod /24 the allocation LEDGER gave it."""
+    from .ipam import lookup
+
+    result = {}
+    for name, server in fleet.servers.items():
+        owner = fleet.cluster_of(name)
+        if owner is None or (cluster is not None and owner.name != cluster):
+            continue
+        result[name] = {"cluster": owner.name, "roles": owner.roles_of(name), "state": server.state,
+                        "state_reason": server.state_reason,
+                        "pod_cidr": lookup(ledger, owner.name, name).get("pod_cidr")}
+    return result
+
+
+def plan_maintenance(members, verdicts, state, *, etcd=None) -> MaintenancePlan:
+    """One Decision per member in maintenance or held for it, in the order of VERDICTS."""
+    etcd = dict(etcd or {})
+    by_name = {}
+    for index, verdict in enumerate(verdicts):
+        name = verdict.get("name") if isinstance(verdict, dict) else None
+        if name not in members:
+            raise MaintenanceError("health verdict %r is not a member of the fleet's clusters" % (name,),
+                                   "pass the node_health result of the same fleet (its nodes list)",
+                                   where="health", path="[%d]" % index)
+        by_name[name] = verdict
+    marks = recovery_state.maintenance_marks(state)
+    in_flight = {name: recovery_state.node_entry(state, name).get("step") for name in recovery_state.in_flight(state)}
+    # Control planes going down for maintenance, per cluster: those already held, then those entering now.
+    down = {}
+    for name, verdict in by_name.items():
+        if members[name]["state"] == "maintenance" and _held(verdict):
+            down.setdefault(members[name]["cluster"], set()).add(name)
+    decisions = []
+    for name, verdict in by_name.items():
+        member = members[name]
+        reason = (marks.get(name) or {}).get("reason") or member.get("state_reason") or DEFAULT_REASON
+        if member["state"] == "maintenance":
+            decision = _enter(name, member, verdict, reason, in_flight, etcd.get(member["cluster"]), down)
+        elif member["state"] == "active" and _held(verdict):
+            decision = _exit(name, member, verdict, etcd.get(member["cluster"]))
+        else:
+            continue
+        decisions.append(decision)
+    return MaintenancePlan(tuple(decisions))
+
+
+def _held(verdict):
+    return bool(verdict.get("cordoned")) and verdict.get("cordoned_by") == MAINTENANCE_CORDONER
+
+
+def _enter(name, member, verdict, reason, in_flight, etcd, down):
+    cluster = member["cluster"]
+    if not verdict.get("registered", True):
+        return Decision(name, cluster, HELD, "no Node object: nothing to drain; it is held out of recovery")
+    if _held(verdict) and verdict.get("cordon_reason") == reason:
+        return Decision(name, cluster, HELD, "cordoned and drained for maintenance: %s" % reason)
+    if _held(verdict):
+        return Decision(name, cluster, ENTER, "held for maintenance; the reason changed to: %s" % reason, reason)
+    if name in in_flight:
+        return Decision(name, cluster, REFUSED, "recovery is remediating it (step %s): maintenance waits for that "
+                        "run to finish" % in_flight[name])
+    if "control_plane" in member["roles"] or "etcd" in member["roles"]:
+        refusal = _quorum_refusal(name, cluster, etcd, down.get(cluster, set()))
+        if refusal:
+            return Decision(name, cluster, REFUSED, refusal)
+        down.setdefault(cluster, set()).add(name)
+    return Decision(name, cluster, ENTER, "cordon and drain it for maintenance: %s" % reason, reason)
+
+
+def _quorum_refusal(name, cluster, etcd, down):
+    """Why NAME may not go down for maintenance (etcd would lose quorum without it), or ""."""
+    if etcd is None:
+        return ("the etcd members of cluster %s are not known (no control plane answered etcd_info): maintenance "
+                "of a control plane waits until quorum can be checked" % cluster)
+    voters = voting(list(etcd.members))
+    away = {name, *down}
+    staying = [m for m in voters if m.name not in away and etcd.healthy.get(m.id, False)]
+    needed = quorum(len(voters))
+    if len(staying) >= needed:
+        return ""
+    others = sorted(down - {name})
+    return ("taking %s down would leave %d healthy etcd voting members of %d (quorum %d)%s: finish the other "
+            "maintenance or repair etcd first" % (name, len(staying), len(voters), needed,
+                                                   "; also in maintenance: %s" % ", ".join(others) if others else ""))
+
+
+def _exit(name, member, verdict, etcd):
+    cluster = member["cluster"]
+    problems = []
+    if verdict.get("ready") is not True:
+        problems.append("it is not Ready (%s)" % (verdict.get("summary") or verdict.get("category") or "unknown"))
+    elif verdict.get("category") not in FIT:
+        problems.append("it is unhealthy (%s)" % (verdict.get("summary") or verdict.get("category")))
+    if member.get("pod_cidr") and verdict.get("pod_cidr") != member["pod_cidr"]:
+        problems.append("its spec.podCIDR is %s, the allocation ledger says %s" % (verdict.get("pod_cidr"),
+                                                                                     member["pod_cidr"]))
+    if "control_plane" in member["roles"] or "etcd" in member["roles"]:
+        etcd_member = find_member(list(etcd.members), name=name) if etcd is not None else None
+        if etcd is None:
+            problems.append("the etcd members of cluster %s are not known" % cluster)
+        elif etcd_member is None:
+            problems.append("it is not an etcd member")
+        elif not etcd.healthy.get(etcd_member.id, False):
+            problems.append("its etcd member is not healthy")
+    if problems:
+        return Decision(name, cluster, BLOCKED, "back to active but held: %s; it stays cordoned until verified "
+                        "(recover.yml remediates it if it stays NotReady)" % "; ".join(problems))
+    cidr = " with spec.podCIDR %s as the ledger" % member["pod_cidr"] if member.get("pod_cidr") else ""
+    return Decision(name, cluster, EXIT, "back to active and verified: Ready, healthy%s; uncordon it" % cidr)
