@@ -42,6 +42,22 @@ options:
         neither enters maintenance (quorum cannot be checked) nor leaves it (its member cannot be verified).
     type: dict
     default: {}
+  starting:
+    description:
+      - Servers this run puts in maintenance for O(reason) (the marks M(baremetal.k8s.recovery_state) writes in the
+        same run), applied before planning so that check mode plans what the run would do.
+    type: list
+    elements: str
+    default: []
+  ending:
+    description: Servers whose maintenance mark this run clears, applied before planning.
+    type: list
+    elements: str
+    default: []
+  reason:
+    description: Why the O(starting) servers go into maintenance.
+    type: str
+    default: ""
   recovery_file:
     description:
       - Path of the recovery state for the C(file) store; a relative path is relative to the fleet file.
@@ -143,6 +159,10 @@ def run(params):
     overrides = store_overrides(params)
     store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
     state = recovery_state.check_state(store.read(), store.description)
+    for name in params["starting"]:  # what this run's marks will say (check mode writes none)
+        recovery_state.mark_maintenance(state, name, params["reason"], now=0.0, by="this run")
+    for name in params["ending"]:
+        recovery_state.clear_maintenance(state, name)
     warnings = recovery_state.apply_marks(fleet, state)
     warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
     ledger = store_for_fleet(fleet, overrides, ledger=ALLOCATIONS).read()
@@ -158,6 +178,9 @@ def main():
             cluster=dict(type="str"),
             health=dict(type="list", elements="dict", required=True),
             etcd=dict(type="dict", default={}),
+            starting=dict(type="list", elements="str", default=[]),
+            ending=dict(type="list", elements="str", default=[]),
+            reason=dict(type="str", default=""),
             recovery_file=dict(type="path"),
             **STORE_ARGUMENT_SPEC,
         ),

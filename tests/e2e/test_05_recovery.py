@@ -6,13 +6,18 @@ On the cluster the session built (test_02's echo Deployment runs on both workers
 first control plane), in order:
 
 - a healthy cluster: recover.yml changes nothing;
-- a worker's kubelet stopped: while it is within its grace period, protected, behind a held lock or
-  past max_unhealthy, recover.yml changes nothing and says why; a run killed (SIGKILL) in the middle of
+- both workers' kubelets stopped with max_unhealthy 1: halted, nothing changed; one comes back;
+- a worker's kubelet stopped: while it is within its grace period, protected or behind a held lock,
+  recover.yml changes nothing and says why; a run killed (SIGKILL) in the middle of
   the drain is finished by the next run, which brings the worker back Ready and uncordoned with its pod
   /24 and WireGuard address, while the echo Service, behind a PodDisruptionBudget, is probed the whole time;
 - a worker wiped (its container and volumes destroyed, recreated empty with the same name and address):
   reprovisioned from bare, same pod /24 and WireGuard address;
-- a control plane's kubelet and etcd stopped: recovered, 3 voting etcd members, all healthy;
+- a control plane's kubelet stopped while another control plane's etcd is down (that one protected):
+  refused, removing its healthy member would lose quorum; then with its etcd stopped too and the other's
+  back: recovered, 3 voting etcd members, all healthy;
+- a worker put in maintenance (maintenance.yml with a reason): drained and held with the reason on the
+  Node; recover.yml leaves it alone while its kubelet is down; back, it is verified and uncordoned;
 - a worker whose host stays stopped (it does not answer): fenced through the lab's Redfish BMC, marked
   out of service and failed, and replaced by the spare host, which placement chooses and recover.yml
   builds from bare; the next inventory has the spare in the worker group and the old server failed.
@@ -20,6 +25,7 @@ first control plane), in order:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -126,15 +132,13 @@ def test_a_healthy_cluster_changes_nothing(lab, first_run):
     assert check.rc == 0 and check.changed_hosts() == {}
 
 
-def test_a_stopped_kubelet_is_refused_while_unsafe_then_recovered_after_a_killed_run(lab, first_run, pdb, tmp_path):
+def test_a_stopped_kubelet_is_refused_while_unsafe_then_recovered_after_a_killed_run(lab, first_run, pdb):
     worker = lab.hosts()[4]
     before = node_identity(lab, worker)
+    refuse_two_workers_down_past_max_unhealthy(lab, worker, lab.hosts()[3])
     with ServiceProbe(lab) as probe:
-        assert lab.sh(worker, "systemctl stop kubelet").returncode == 0
-        wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
         refuse_within_the_grace_period(lab, worker)
-        refuse_a_protected_server(lab, worker, tmp_path)
-        refuse_past_max_unhealthy(lab, worker)
+        refuse_a_protected_server(lab, worker)
         refuse_while_another_run_holds_the_lock(lab, worker)
         time.sleep(POLICY["grace_period"])
         kill_a_run_in_its_drain(lab, worker)
@@ -163,33 +167,63 @@ def refuse_within_the_grace_period(lab, worker):
     assert_unchanged_node(lab, run, worker)
 
 
-def refuse_a_protected_server(lab, worker, tmp_path):
+@contextlib.contextmanager
+def protected(lab, name, reason):
+    """The fleet file with deletion protection on server NAME, for the block's duration."""
     with open(lab.fleet_file, encoding="utf-8") as handle:
         original = handle.read()
     fleet = yaml.safe_load(original)
     for server in fleet["servers"]:
-        if server["name"] == worker:
-            server["protection"] = {"deletion": True, "reason": "e2e: holds the only copy"}
+        if server["name"] == name:
+            server["protection"] = {"deletion": True, "reason": reason}
     try:
         with open(lab.fleet_file, "w", encoding="utf-8") as handle:
             json.dump(fleet, handle)  # JSON is YAML
-        run = lab.recover(policy=dict(POLICY, grace_period=0))
+        yield
     finally:
         with open(lab.fleet_file, "w", encoding="utf-8") as handle:
             handle.write(original)
+
+
+def refuse_a_protected_server(lab, worker):
+    with protected(lab, worker, "e2e: holds the only copy"):
+        run = lab.recover(policy=dict(POLICY, grace_period=0))
     assert run.rc == 0, run.output[-3000:]
     assert "refused %s" % worker in summary(run) and "e2e: holds the only copy" in summary(run)
     assert_unchanged_node(lab, run, worker)
 
 
-def refuse_past_max_unhealthy(lab, worker):
-    run = lab.recover(policy=dict(POLICY, grace_period=0, max_unhealthy=0))
+def refuse_two_workers_down_past_max_unhealthy(lab, worker, other):
+    """Both workers' kubelets stopped, max_unhealthy 1: halted, nothing done; then OTHER's kubelet comes back
+    (WORKER's stays stopped for the rest of the test)."""
+    for host in (worker, other):
+        assert lab.sh(host, "systemctl stop kubelet").returncode == 0
+    for host in (worker, other):
+        wait_for(lambda host=host: ready(lab, host) in ("False", "Unknown"), 180, "%s NotReady" % host)
+    run = lab.recover(policy=dict(POLICY, grace_period=0))
     assert run.rc != 0, "a halted recovery must fail the job: it needs a person"
-    assert "halted" in summary(run) and "max_unhealthy 0" in summary(run)
+    assert "halted" in summary(run) and "max_unhealthy 1" in summary(run)
     # The one write: the halt, recorded in the recovery state (storm recovery counts from when it clears).
     assert lab.recovery_state()["halts"][lab.name]["active"] is True
     assert run.changed_hosts() == {"localhost": 1}, run.changed_hosts()
-    assert not lab.node(worker)["spec"].get("unschedulable")
+    for host in (worker, other):
+        assert not lab.node(host)["spec"].get("unschedulable")
+    assert lab.sh(other, "systemctl start kubelet").returncode == 0
+    wait_for(lambda: ready(lab, other) == "True", 180, "%s Ready again" % other)
+    # One node unhealthy again: the halt clears, and that record is this run's only change.
+    cleared = lab.recover(policy=dict(POLICY, grace_period=3600))
+    assert cleared.rc == 0, cleared.output[-3000:]
+    assert lab.recovery_state()["halts"][lab.name]["active"] is False
+    assert cleared.changed_hosts() == {"localhost": 1}, cleared.changed_hosts()
+    wait_for(lambda: echo_ready_on(lab, other), 120, "an echo pod Ready on %s" % other)
+
+
+def echo_ready_on(lab, host):
+    """Whether an echo pod on HOST is Ready (an endpoint of the Service)."""
+    result = lab.kubectl(lab.hosts()[0], "get pods -l app=echo --field-selector spec.nodeName=%s -o jsonpath="
+                                         "'{.items[*].status.conditions[?(@.type==\"Ready\")].status}'" % host,
+                         check=False)
+    return "True" in result.stdout
 
 
 def refuse_while_another_run_holds_the_lock(lab, worker):
@@ -266,14 +300,90 @@ def test_a_wiped_worker_is_reprovisioned_from_bare(lab, first_run, artifacts):
 
 
 def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_run):
-    first, third = lab.hosts()[0], lab.hosts()[2]
-    assert lab.sh(third, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^etcd$')").returncode == 0
+    first, second, third = lab.hosts()[:3]
+    assert lab.sh(third, "systemctl stop kubelet").returncode == 0
+    refuse_a_control_plane_whose_removal_loses_quorum(lab, second, third)
+    assert lab.sh(third, "crictl stop $(crictl ps -q --name '^etcd$')").returncode == 0
     run = recover_once_unhealthy(lab, third, "control plane")
     assert "recovered %s" % third in summary(run)
     assert ready(lab, third) == "True"
     members = wait_for(lambda: sorted(lab.etcd_members(first)) == sorted(lab.hosts()[:3]) and lab.etcd_members(first),
                        120, "3 etcd members")
     assert sorted(members) == sorted(lab.hosts()[:3])
+
+
+def etcd_healthy(lab, host):
+    """Whether every etcd member answers, asked from HOST's etcd container (crictl, not the VIP)."""
+    result = lab.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$'"
+                          " --label io.kubernetes.pod.namespace=kube-system) etcdctl"
+                          " --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"
+                          " --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key"
+                          " endpoint health --cluster")
+    return result.returncode == 0
+
+
+def refuse_a_control_plane_whose_removal_loses_quorum(lab, second, third):
+    """THIRD's kubelet is stopped (its etcd member still healthy); SECOND's etcd is stopped and SECOND
+    protected. Removing THIRD's healthy member would leave 1 healthy voter of 2: recover.yml refuses and
+    changes nothing. Then SECOND's etcd comes back."""
+    manifest = "/etc/kubernetes/manifests/etcd.yaml"
+    assert lab.sh(second, "mv %s /etc/kubernetes/etcd.yaml.e2e" % manifest).returncode == 0
+    try:
+        wait_for(lambda: not etcd_healthy(lab, lab.hosts()[0]), 120, "etcd of %s stopped" % second)
+        wait_for(lambda: ready(lab, third) in ("False", "Unknown"), 180, "%s NotReady" % third)
+        time.sleep(POLICY["grace_period"])
+        with protected(lab, second, "e2e: its etcd is being repaired"):
+            run = lab.recover(policy=dict(POLICY, max_unhealthy=2))
+        assert run.rc == 0, run.output[-3000:]
+        text = " ".join(summary(run).split())
+        assert "deferred %s: refusing to remove healthy member" % third in text and "below the quorum" in text, text
+        assert run.changed_hosts() == {}, run.changed_hosts()
+        assert not lab.node(third)["spec"].get("unschedulable")
+        assert sorted(lab.etcd_members(lab.hosts()[0])) == sorted(lab.hosts()[:3])
+    finally:
+        lab.sh(second, "mv /etc/kubernetes/etcd.yaml.e2e %s" % manifest)
+    wait_for(lambda: etcd_healthy(lab, lab.hosts()[0]), 180, "etcd healthy again")
+    wait_for(lambda: ready(lab, second) == "True", 180, "%s Ready again" % second)
+
+
+def test_a_worker_in_maintenance_is_drained_held_left_alone_by_recovery_and_given_back(lab, first_run):
+    worker = lab.hosts()[3]
+    reason = "e2e: replace DIMM B2"
+    started = lab.playbook("maintenance.yml", "-e", "maintenance_fleet=" + lab.fleet_file, "-e",
+                           "maintenance_action=start", "-e", json.dumps({"maintenance_servers": [worker]}),
+                           "-e", json.dumps({"maintenance_reason": reason}))
+    assert started.rc == 0, started.output[-3000:]
+    assert "held %s for maintenance: drained" % worker in started.output
+    node = lab.node(worker)
+    annotations = node["metadata"].get("annotations", {})
+    assert node["spec"].get("unschedulable")
+    assert annotations.get("baremetal.k8s/cordoned-by") == "baremetal.k8s/maintenance"
+    assert annotations.get("baremetal.k8s/cordon-reason") == reason
+    echo = lab.kubectl(lab.hosts()[0], "get pods -l app=echo --field-selector spec.nodeName=%s -o name" % worker)
+    assert echo.stdout.strip() == "", "echo pods left on a node in maintenance: %s" % echo.stdout
+    assert lab.inventory_list()["_meta"]["hostvars"][worker]["fleet_state"] == "maintenance"
+    # The technician's work stops the kubelet: recovery leaves a server in maintenance alone.
+    assert lab.sh(worker, "systemctl stop kubelet").returncode == 0
+    wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
+    time.sleep(POLICY["grace_period"])
+    left = lab.recover(policy=POLICY)
+    assert left.rc == 0, left.output[-3000:]
+    assert "refused %s" % worker in summary(left) and "maintenance" in summary(left)
+    assert left.changed_hosts() == {}, left.changed_hosts()
+    # Back: verified, uncordoned, the mark gone.
+    assert lab.sh(worker, "systemctl start kubelet").returncode == 0
+    wait_for(lambda: ready(lab, worker) == "True", 180, "%s Ready again" % worker)
+    ended = lab.playbook("maintenance.yml", "-e", "maintenance_fleet=" + lab.fleet_file, "-e",
+                         "maintenance_action=end", "-e", json.dumps({"maintenance_servers": [worker]}))
+    assert ended.rc == 0, ended.output[-3000:]
+    assert "released %s from maintenance" % worker in ended.output
+    node = lab.node(worker)
+    assert not node["spec"].get("unschedulable")
+    assert not any(key.startswith("baremetal.k8s/cordon") for key in node["metadata"].get("annotations", {}))
+    assert worker not in lab.recovery_state().get("maintenance", {})
+    again = lab.playbook("maintenance.yml", "-e", "maintenance_fleet=" + lab.fleet_file)
+    assert again.rc == 0 and again.changed_hosts() == {}, again.changed_hosts()
+    lab.kubectl(lab.hosts()[0], "rollout status deployment/echo --timeout=120s")
 
 
 def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare(lab, first_run, artifacts, bmc):
