@@ -113,7 +113,8 @@ def plan_maintenance(members, verdicts, state, *, etcd=None) -> MaintenancePlan:
         member = members[name]
         reason = (marks.get(name) or {}).get("reason") or member.get("state_reason") or DEFAULT_REASON
         if member["state"] == "maintenance":
-            decision = _enter(name, member, verdict, reason, in_flight, etcd.get(member["cluster"]), down)
+            decision = _enter(name, member, verdict, reason, in_flight=in_flight, etcd=etcd.get(member["cluster"]),
+                              down=down)
         elif member["state"] == "active" and _held(verdict):
             decision = _exit(name, member, verdict, etcd.get(member["cluster"]))
         else:
@@ -126,7 +127,7 @@ def _held(verdict):
     return bool(verdict.get("cordoned")) and verdict.get("cordoned_by") == MAINTENANCE_CORDONER
 
 
-def _enter(name, member, verdict, reason, in_flight, etcd, down):
+def _enter(name, member, verdict, reason, *, in_flight, etcd, down):
     cluster = member["cluster"]
     if not verdict.get("registered", True):
         return Decision(name, cluster, HELD, "no Node object: nothing to drain; it is held out of recovery")
@@ -185,3 +186,64 @@ def _exit(name, member, verdict, etcd):
                         "(recover.yml remediates it if it stays NotReady)" % "; ".join(problems))
     cidr = " with spec.podCIDR %s as the ledger" % member["pod_cidr"] if member.get("pod_cidr") else ""
     return Decision(name, cluster, EXIT, "back to active and verified: Ready, healthy%s; uncordon it" % cidr)
+
+
+# --------------------------------------------------------------------------- the job's glue (filters)
+
+
+def etcd_by_cluster(results, hostvars):
+    """{cluster: etcd_info result} from the looped etcd_info results (``item`` the control plane): per cluster
+    the first control plane that answered with its members."""
+    chosen = {}
+    for result in results or []:
+        if not isinstance(result, dict) or not isinstance(result.get("members"), list):
+            continue
+        cluster = (hostvars.get(result.get("item")) or {}).get("fleet_cluster")
+        if cluster is not None and cluster not in chosen:
+            chosen[cluster] = {"members": result["members"]}
+    return chosen
+
+
+def decision_line(decision):
+    """``enter w1: cordon and drain it for maintenance: replace DIMM B2`` from a decision dict."""
+    return "%s %s: %s" % (decision.get("decision"), decision.get("server"), decision.get("reason"))
+
+
+def outcome(plan, drained, uncordoned):
+    """The job's closing lines and its set_stats data, from the plan and the node_drain results of the
+    drains (entering) and uncordons (exiting), each with ``item`` the decision."""
+    lines = [plan.get("summary", "")]
+    stats = {"summary": plan.get("summary", ""), "decisions": list(plan.get("decisions") or []), "entered": {},
+             "exited": {}}
+    for result in drained or []:
+        server = (result.get("item") or {}).get("server")
+        if result.get("failed"):
+            what = {"outcome": "failed", "error": result.get("msg", "")}
+            lines.append("failed to drain %s: %s; it stays cordoned, the next run tries again"
+                         % (server, what["error"]))
+        elif result.get("skipped"):
+            what = {"outcome": "planned"}
+            lines.append("planned: drain and hold %s (not run)" % server)
+        else:
+            evicted = len(result.get("evicted") or [])
+            seconds = (result.get("timings") or {}).get("total")
+            what = {"outcome": "held", "evicted": evicted, "seconds": seconds}
+            lines.append("held %s for maintenance: drained %d pods in %s s, cordoned: %s"
+                         % (server, evicted, seconds if seconds is not None else "?",
+                            (result.get("item") or {}).get("cordon_reason")))
+        stats["entered"][server] = what
+    for result in uncordoned or []:
+        server = (result.get("item") or {}).get("server")
+        if result.get("failed"):
+            what = {"outcome": "failed", "error": result.get("msg", "")}
+            lines.append("failed to uncordon %s: %s" % (server, what["error"]))
+        elif result.get("skipped"):
+            what = {"outcome": "planned"}
+            lines.append("planned: uncordon %s (not run)" % server)
+        else:
+            what = {"outcome": "released"}
+            lines.append("released %s from maintenance: verified and uncordoned" % server)
+        stats["exited"][server] = what
+    for kind in (HELD, BLOCKED, REFUSED):
+        lines.extend(decision_line(d) for d in plan.get(kind) or [])
+    return {"lines": lines, "stats": stats}

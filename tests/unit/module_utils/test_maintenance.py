@@ -163,3 +163,43 @@ def test_the_plan_as_a_dict_has_every_bucket():
     plan = plan_maintenance(members({"w1": "maintenance"}), all_healthy(), rs.empty_state()).as_dict()
     assert set(plan) == {"enter", "held", "exit", "blocked", "refused", "decisions", "summary"}
     assert plan["summary"] == "1 enter, 0 held, 0 exit, 0 blocked, 0 refused"
+
+
+def test_the_first_answering_control_plane_speaks_for_its_cluster():
+    from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import etcd_by_cluster
+
+    hostvars = {"cp1": {"fleet_cluster": "c1"}, "cp2": {"fleet_cluster": "c1"}, "x1": {"fleet_cluster": "c2"}}
+    results = [{"item": "cp1", "failed": True, "msg": "unreachable"}, {"item": "cp2", "members": [{"id": "1"}]},
+               {"item": "x1", "unreachable": True}]
+    assert etcd_by_cluster(results, hostvars) == {"c1": {"members": [{"id": "1"}]}}
+
+
+def test_the_outcome_lines_say_what_was_done_and_what_failed():
+    from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import outcome
+
+    state = rs.empty_state()
+    fleet = members({"w1": "maintenance", "w2": "maintenance", "cp1": "maintenance", "cp2": "maintenance"},
+                    {"w1": "repair", "w2": "disk"})
+    health = all_healthy(cp1=verdict("cp1", held=DEFAULT_REASON), w2=verdict("w2"))
+    plan = plan_maintenance(fleet, health, state, etcd=etcd()).as_dict()
+    w1, w2 = plan["enter"]
+    drained = [{"item": w1, "evicted": [{"name": "a"}, {"name": "b"}], "timings": {"total": 3.5}},
+               {"item": w2, "failed": True, "msg": "timed out after 600 s: PDB echo allows 0"}]
+    lines = outcome(plan, drained, [])["lines"]
+    assert lines[0] == "2 enter, 1 held, 0 exit, 0 blocked, 1 refused"
+    assert "held w1 for maintenance: drained 2 pods in 3.5 s, cordoned: repair" in lines
+    assert ("failed to drain w2: timed out after 600 s: PDB echo allows 0; it stays cordoned, the next run tries "
+            "again") in lines
+    assert any(line.startswith("held cp1: ") for line in lines)
+    assert any(line.startswith("refused cp2: taking cp2 down") for line in lines)
+    stats = outcome(plan, drained, [])["stats"]
+    assert stats["entered"] == {"w1": {"outcome": "held", "evicted": 2, "seconds": 3.5},
+                                "w2": {"outcome": "failed", "error": "timed out after 600 s: PDB echo allows 0"}}
+
+
+def test_check_mode_outcomes_are_planned():
+    from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import outcome
+
+    plan = plan_maintenance(members({"w1": "maintenance"}), all_healthy(), rs.empty_state()).as_dict()
+    assert outcome(plan, [{"item": plan["enter"][0], "skipped": True}], [])["stats"]["entered"] == {
+        "w1": {"outcome": "planned"}}

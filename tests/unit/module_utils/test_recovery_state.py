@@ -10,10 +10,9 @@ import pytest
 from ansible_collections.baremetal.k8s.plugins.module_utils import recovery_state as rs
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import parse_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import RECOVERY, FileStore
+from fleet_samples import small_fleet
 from hypothesis import given
 from hypothesis import strategies as st
-
-from fleet_samples import small_fleet
 
 T0 = 1_764_580_000.0
 

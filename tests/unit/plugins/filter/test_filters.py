@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery) expose the pure functions by name; Ansible finds them by FQCN."""
+"""The filter plugins (bootstrap, recovery, maintenance) expose the pure functions by name; Ansible finds them by FQCN."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ FILTERS = {
     "recovery_health_members": ("recovery_probes", "health_members"),
     "recovery_steps_from": ("recovery_probes", "steps_from"),
     "recovery_summary": ("recovery_probes", "recovery_summary"),
+    "maintenance_etcd_by_cluster": ("maintenance", "etcd_by_cluster"),
+    "maintenance_line": ("maintenance", "decision_line"),
+    "maintenance_outcome": ("maintenance", "outcome"),
 }
-PLUGINS = ("bootstrap", "recovery")
+PLUGINS = ("bootstrap", "recovery", "maintenance")
 
 
 def plugin(name):
