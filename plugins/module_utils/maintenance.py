@@ -209,9 +209,10 @@ def decision_line(decision):
     return "%s %s: %s" % (decision.get("decision"), decision.get("server"), decision.get("reason"))
 
 
-def outcome(plan, drained, uncordoned):
+def outcome(plan, drained, uncordoned, check_mode=False):
     """The job's closing lines and its set_stats data, from the plan and the node_drain results of the
-    drains (entering) and uncordons (exiting), each with ``item`` the decision."""
+    drains (entering) and uncordons (exiting), each with ``item`` the decision. In CHECK_MODE nothing was
+    done: every drain and uncordon is ``planned``."""
     lines = [plan.get("summary", "")]
     stats = {"summary": plan.get("summary", ""), "decisions": list(plan.get("decisions") or []), "entered": {},
              "exited": {}}
@@ -221,7 +222,7 @@ def outcome(plan, drained, uncordoned):
             what = {"outcome": "failed", "error": result.get("msg", "")}
             lines.append("failed to drain %s: %s; it stays cordoned, the next run tries again"
                          % (server, what["error"]))
-        elif result.get("skipped"):
+        elif check_mode or result.get("skipped"):
             what = {"outcome": "planned"}
             lines.append("planned: drain and hold %s (not run)" % server)
         else:
@@ -237,7 +238,7 @@ def outcome(plan, drained, uncordoned):
         if result.get("failed"):
             what = {"outcome": "failed", "error": result.get("msg", "")}
             lines.append("failed to uncordon %s: %s" % (server, what["error"]))
-        elif result.get("skipped"):
+        elif check_mode or result.get("skipped"):
             what = {"outcome": "planned"}
             lines.append("planned: uncordon %s (not run)" % server)
         else:

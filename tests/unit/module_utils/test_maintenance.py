@@ -203,3 +203,7 @@ def test_check_mode_outcomes_are_planned():
     plan = plan_maintenance(members({"w1": "maintenance"}), all_healthy(), rs.empty_state()).as_dict()
     assert outcome(plan, [{"item": plan["enter"][0], "skipped": True}], [])["stats"]["entered"] == {
         "w1": {"outcome": "planned"}}
+    # node_drain runs in check mode (it is not skipped) but does nothing.
+    checked = outcome(plan, [{"item": plan["enter"][0], "changed": True, "evicted": []}], [], True)
+    assert checked["stats"]["entered"] == {"w1": {"outcome": "planned"}}
+    assert "planned: drain and hold w1 (not run)" in checked["lines"]
