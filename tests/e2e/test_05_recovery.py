@@ -19,8 +19,9 @@ first control plane), in order:
 - a worker put in maintenance (maintenance.yml with a reason): drained and held with the reason on the
   Node; recover.yml leaves it alone while its kubelet is down; back, it is verified and uncordoned;
 - a worker whose host stays stopped (it does not answer): fenced through the lab's Redfish BMC, marked
-  out of service and failed, and replaced by the spare host, which placement chooses and recover.yml
-  builds from bare; the next inventory has the spare in the worker group and the old server failed.
+  out of service and failed, and replaced by the spare host, which placement chooses; that run is
+  killed (SIGKILL) right after the spare is chosen, and the next run builds the spare from bare from
+  its recorded step; the next inventory has the spare in the worker group and the old server failed.
 """
 
 from __future__ import annotations
@@ -386,13 +387,19 @@ def test_a_worker_in_maintenance_is_drained_held_left_alone_by_recovery_and_give
     lab.kubectl(lab.hosts()[0], "rollout status deployment/echo --timeout=120s")
 
 
-def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare(lab, first_run, artifacts, bmc):
+def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare_after_a_killed_run(lab, first_run,
+                                                                                              artifacts, bmc):
     worker, spare = lab.hosts()[4], lab.spares()[0]
     subprocess.run(["docker", "stop", worker], check=True, capture_output=True)
-    run = recover_once_unhealthy(lab, worker, "replacement")
-    assert "replaced %s" % worker in summary(run) and "by %s" % spare in summary(run)
+    wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
+    time.sleep(POLICY["grace_period"])
+    started = time.monotonic()
+    seen = kill_a_run_once_the_spare_is_chosen(lab, worker, spare)
+    assert "PowerForceOff" in seen or "Power the server off" in seen
+    run = lab.recover(policy=POLICY)
+    print("recover.yml, replacement (killed, then resumed): %.0f s" % (time.monotonic() - started), flush=True)
+    assert run.rc == 0, run.output[-5000:]
     assert "recovered %s" % spare in summary(run)
-    assert "PowerForceOff" in run.output or "Power the server off" in run.output
     assert ready(lab, spare) == "True"
     listed = json.loads(lab.kubectl(lab.hosts()[0], "get nodes -o json").stdout)["items"]
     nodes = [n["metadata"]["name"] for n in listed]
@@ -401,9 +408,30 @@ def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare(lab,
     assert sorted(inventory["cluster_%s_worker" % lab.name]["hosts"]) == sorted([lab.hosts()[3], spare])
     assert inventory["_meta"]["hostvars"][worker]["fleet_state"] == "failed"
     assert lab.recovery_state()["failed"][worker]["replaced_by"] == spare
+    assert lab.recovery_state()["nodes"][spare]["status"] == "done"
     # The BMC powered the old server off: it stays off (docker reports it stopped).
     status = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", worker], capture_output=True, text=True,
                             check=False)
     assert status.stdout.strip() == "false"
     again = lab.recover(policy=POLICY)
     assert again.rc == 0 and again.changed_hosts() == {}, again.changed_hosts()
+
+
+def kill_a_run_once_the_spare_is_chosen(lab, worker, spare):
+    """recover.yml started, then SIGKILLed right after it closed the old server's remediation (the spare is
+    chosen and recorded, not built yet); its lock (TTL 40 s) then runs out. Returns what the run printed."""
+    process = lab.start_playbook("recover.yml", *lab.recover_args(POLICY), "-e", "recover_lock_ttl=40")
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "TASK [Remember the outcome" in line:  # the task before it, the old server's finish, is done
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    print("".join(seen[-40:]), flush=True)
+    state = lab.recovery_state()
+    assert state["nodes"][worker]["status"] == "done", state["nodes"][worker]
+    assert state["nodes"][worker]["last_outcome"] == "replaced by %s" % spare
+    assert state["nodes"][spare]["status"] == "running" and state["nodes"][spare]["step"] == "reprovision", state
+    time.sleep(max(0.0, state["lock"]["expires"] - time.time()) + 1)
+    return "".join(seen)
