@@ -158,9 +158,9 @@ def _quorum_refusal(name, cluster, etcd, down):
     if len(staying) >= needed:
         return ""
     others = sorted(down - {name})
+    also = "; also in maintenance: %s" % ", ".join(others) if others else ""
     return ("taking %s down would leave %d healthy etcd voting members of %d (quorum %d)%s: finish the other "
-            "maintenance or repair etcd first" % (name, len(staying), len(voters), needed,
-                                                   "; also in maintenance: %s" % ", ".join(others) if others else ""))
+            "maintenance or repair etcd first" % (name, len(staying), len(voters), needed, also))
 
 
 def _exit(name, member, verdict, etcd):
@@ -171,8 +171,8 @@ def _exit(name, member, verdict, etcd):
     elif verdict.get("category") not in FIT:
         problems.append("it is unhealthy (%s)" % (verdict.get("summary") or verdict.get("category")))
     if member.get("pod_cidr") and verdict.get("pod_cidr") != member["pod_cidr"]:
-        problems.append("its spec.podCIDR is %s, the allocation ledger says %s" % (verdict.get("pod_cidr"),
-                                                                                     member["pod_cidr"]))
+        problems.append("its spec.podCIDR is %s, the allocation ledger says %s"
+                        % (verdict.get("pod_cidr"), member["pod_cidr"]))
     if "control_plane" in member["roles"] or "etcd" in member["roles"]:
         etcd_member = find_member(list(etcd.members), name=name) if etcd is not None else None
         if etcd is None:

@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - The decision step of the maintenance job (docs/maintenance.md). A server is in maintenance when the fleet
     file says C(state=maintenance) or the recovery state holds a maintenance mark for it (the job started with a
-    reason, M(baremetal.k8s.recovery_state) O(action=mark_maintenance)).
+    reason, M(baremetal.k8s.recovery_state) with C(action=mark_maintenance)).
   - Each server concerned gets one decision with its reason. C(enter) a server in maintenance whose Node is not
     held yet (cordon it with the reason and drain it); C(held) one already held; C(exit) a server back to
     C(active) whose Node is still held, verified Ready, healthy, with C(spec.podCIDR) equal to the allocation
@@ -117,17 +117,17 @@ held:
   type: list
   elements: dict
 exit:
-  description: The decisions C(exit) (verified: uncordon).
+  description: The decisions C(exit) (verified, so uncordon).
   returned: success
   type: list
   elements: dict
 blocked:
-  description: The decisions C(blocked) (back to active, not verified: stays cordoned), each with what failed.
+  description: The decisions C(blocked) (back to active, not verified, so it stays cordoned), each with what failed.
   returned: success
   type: list
   elements: dict
 refused:
-  description: The decisions C(refused) (not entered: recovery works on it, or etcd quorum), each with why.
+  description: The decisions C(refused) (not entered because recovery works on it, or for etcd quorum), each with why.
   returned: success
   type: list
   elements: dict

@@ -387,8 +387,8 @@ def test_a_worker_in_maintenance_is_drained_held_left_alone_by_recovery_and_give
     lab.kubectl(lab.hosts()[0], "rollout status deployment/echo --timeout=120s")
 
 
-def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare_after_a_killed_run(lab, first_run,
-                                                                                              artifacts, bmc):
+def test_a_worker_whose_host_stays_down_is_fenced_and_replaced_by_the_spare_after_a_killed_run(
+        lab, first_run, artifacts, bmc):
     worker, spare = lab.hosts()[4], lab.spares()[0]
     subprocess.run(["docker", "stop", worker], check=True, capture_output=True)
     wait_for(lambda: ready(lab, worker) in ("False", "Unknown"), 180, "%s NotReady" % worker)
