@@ -18,6 +18,7 @@ DECISIONS = {
     "recovery_health_members": recovery_probes.health_members,
     "recovery_steps_from": recovery_probes.steps_from,
     "recovery_summary": recovery_probes.recovery_summary,
+    "recovery_token_host": recovery_probes.token_host,
 }
 
 

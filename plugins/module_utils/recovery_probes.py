@@ -129,6 +129,24 @@ def health_members(hosts, hostvars, probe_var="recover_probe"):
     return members
 
 
+def token_host(control_planes, hostvars, busy=(), probe_var="recover_probe"):
+    """The control plane that hands out the join token in a recovery: the first of CONTROL_PLANES that is not
+    BUSY (being rebuilt or replaced) and whose probe found it reachable with its kubelet active. Without
+    such a one, the first not busy (the join then says why it cannot get a token)."""
+    idle = [name for name in control_planes if name not in set(busy or ())]
+    for name in idle:
+        probe = (hostvars.get(name) or {}).get(probe_var)
+        if isinstance(probe, dict):
+            found = probes_from_output(dict(probe))
+            if found.get("reachable") and found.get("kubelet_active") in ("active", "reloading", "refreshing"):
+                return name
+    if idle:
+        return idle[0]
+    if control_planes:
+        return control_planes[0]
+    raise RecoveryInputError("no control plane to ask for a join token: the cluster's control-plane group is empty")
+
+
 def steps_from(resume_at, roles=(), action="reprovision"):
     """The steps from RESUME_AT to the end: without the etcd steps for a node that is neither control plane nor
     etcd, and without fence and replace unless ACTION is ``replace``."""

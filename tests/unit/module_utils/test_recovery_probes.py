@@ -132,3 +132,15 @@ def test_summary_of_a_halt_and_of_nothing():
 def test_summary_of_check_mode_lists_the_actions_as_planned():
     plan = {"summary": "1 to reprovision", "actions": [{"node": "w-1", "action": "reprovision", "attempt": 1}]}
     assert rp.recovery_summary(plan, {}) == ["1 to reprovision", "planned w-1 (reprovision, attempt 1)"]
+
+
+def test_the_join_token_comes_from_a_live_control_plane_not_one_being_rebuilt():
+    alive = {"rc": 0, "stdout": "containerd=active\nkubelet=active\n--- wireguard peers\n--- wireguard handshakes\n"}
+    dead_kubelet = {"rc": 0, "stdout": "containerd=active\nkubelet=inactive\n--- wireguard peers\n"}
+    hostvars = {"cp1": {"recover_probe": {"unreachable": True}}, "cp2": {"recover_probe": dead_kubelet},
+                "cp3": {"recover_probe": alive}}
+    assert rp.token_host(["cp1", "cp2", "cp3"], hostvars) == "cp3"
+    assert rp.token_host(["cp1", "cp2", "cp3"], hostvars, busy=["cp3"]) == "cp1"  # none alive: first not busy
+    assert rp.token_host(["cp1", "cp2"], {}, busy=["cp1", "cp2"]) == "cp1"
+    with pytest.raises(rp.RecoveryInputError, match="control-plane group is empty"):
+        rp.token_host([], hostvars)

@@ -35,6 +35,7 @@ FILTERS = {
     "recovery_health_members": ("recovery_probes", "health_members"),
     "recovery_steps_from": ("recovery_probes", "steps_from"),
     "recovery_summary": ("recovery_probes", "recovery_summary"),
+    "recovery_token_host": ("recovery_probes", "token_host"),
     "maintenance_etcd_by_cluster": ("maintenance", "etcd_by_cluster"),
     "maintenance_line": ("maintenance", "decision_line"),
     "maintenance_outcome": ("maintenance", "outcome"),
