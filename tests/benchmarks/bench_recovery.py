@@ -83,7 +83,7 @@ def break_and_recover(url, name, host, fault):
     playbook(url, "recover.yml", "-e", "recover_fleet=" + os.path.join(inventory, "fleet.yml"),
              "-e", json.dumps({"recover_policy": {"grace_period": GRACE, "halt_cooldown": 0}}))
     wait_until(lambda: ready(host) == "True" and not (node(host) or {}).get("spec", {}).get("unschedulable"))
-    return name, detected, time.monotonic() - recovery_started
+    return name, detected, time.monotonic() - recovery_started, os.getloadavg()[0]
 
 
 def stop_kubelet(host):
@@ -124,10 +124,10 @@ def main(argv=None):
     finally:
         if not args.keep:
             lab.down(LAB)
-    print("recover.yml on the lab, grace period %d s (load average %.1f):" % (GRACE, os.getloadavg()[0]))
-    print("  %-42s %12s %16s %8s" % ("case", "detection", "recovery job", "target"))
-    for name, detected, recovered in rows:
-        print("  %-42s %10.0f s %14.0f s %6d s" % (name, detected, recovered, TARGETS[name]))
+    print("recover.yml on the lab, grace period %d s, %d cores:" % (GRACE, os.cpu_count() or 0))
+    print("  %-42s %12s %16s %8s %12s" % ("case", "detection", "recovery job", "target", "load (1 min)"))
+    for name, detected, recovered, load in rows:
+        print("  %-42s %10.0f s %14.0f s %6d s %12.1f" % (name, detected, recovered, TARGETS[name], load))
     return 0
 
 
