@@ -27,6 +27,8 @@ The tree (each subclass lives beside the code that raises it)::
     +-- NodeHealthError (node_health.py)   bad input to the health assessment
     +-- RemediationError (remediation.py)  bad input to the remediation policy
     +-- RecoveryStateError (recovery_state.py) the recovery state or a call on it does not fit
+    +-- MaintenanceError (maintenance.py)  bad input to the maintenance plan
+    +-- DriftError (drift.py)              bad input to a drift comparison
     +-- ArtifactError (k8s_artifacts.py)   the artifact request or manifest does not fit
     +-- BootstrapError, HostSettingError, LoadBalancerError, ArtifactPlanError (bootstrap_*.py)
                                            a role's inputs its decision cannot use

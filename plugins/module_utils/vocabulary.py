@@ -40,6 +40,10 @@ DISK_TYPES = ("nvme", "ssd", "hdd")
 NETWORK_KINDS = ("private", "public")
 LEDGER_STORES = ("file", "kubernetes")
 
+# Drift (reconciliation, drift.py): what kind of intent differs, and how much fixing it risks, lowest first.
+DRIFT_KINDS = ("host", "fleet", "ledger", "etcd", "security")
+RISK_LEVELS = ("low", "medium", "high")
+
 # Node annotations: who cordoned a node for this collection and why (node_drain writes them, node_health reads them).
 CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
 CORDON_REASON_ANNOTATION = "baremetal.k8s/cordon-reason"
