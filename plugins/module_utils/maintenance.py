@@ -51,10 +51,11 @@ class Decision:
     decision: str  # one of DECISIONS
     reason: str
     cordon_reason: str = ""  # the reason recorded on the Node (enter)
+    node_ready: bool = True  # enter: whether its kubelet runs (a dead one never confirms pod deletions)
 
     def as_dict(self) -> dict:
         return {"server": self.server, "cluster": self.cluster, "decision": self.decision, "reason": self.reason,
-                "cordon_reason": self.cordon_reason}
+                "cordon_reason": self.cordon_reason, "node_ready": self.node_ready}
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,10 @@ def _enter(name, member, verdict, reason, *, in_flight, etcd, down):
         return Decision(name, cluster, HELD, "no Node object: nothing to drain; it is held out of recovery")
     if _held(verdict) and verdict.get("cordon_reason") == reason:
         return Decision(name, cluster, HELD, "cordoned and drained for maintenance: %s" % reason)
+    ready = verdict.get("ready") is True
     if _held(verdict):
-        return Decision(name, cluster, ENTER, "held for maintenance; the reason changed to: %s" % reason, reason)
+        return Decision(name, cluster, ENTER, "held for maintenance; the reason changed to: %s" % reason, reason,
+                        ready)
     if name in in_flight:
         return Decision(name, cluster, REFUSED, "recovery is remediating it (step %s): maintenance waits for that "
                         "run to finish" % in_flight[name])
@@ -143,7 +146,7 @@ def _enter(name, member, verdict, reason, *, in_flight, etcd, down):
         if refusal:
             return Decision(name, cluster, REFUSED, refusal)
         down.setdefault(cluster, set()).add(name)
-    return Decision(name, cluster, ENTER, "cordon and drain it for maintenance: %s" % reason, reason)
+    return Decision(name, cluster, ENTER, "cordon and drain it for maintenance: %s" % reason, reason, ready)
 
 
 def _quorum_refusal(name, cluster, etcd, down):

@@ -106,6 +106,7 @@ decisions:
       decision: enter
       reason: "cordon and drain it for maintenance: replace DIMM B2, ticket OPS-123"
       cordon_reason: "replace DIMM B2, ticket OPS-123"
+      node_ready: true
 enter:
   description: The decisions C(enter) (cordon with C(cordon_reason), drain).
   returned: success

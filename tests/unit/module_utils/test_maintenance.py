@@ -75,6 +75,12 @@ def test_the_mark_gives_the_reason_and_a_file_state_without_one_gets_the_default
     assert {d.server: d.cordon_reason for d in plan.of("enter")} == {"w1": DEFAULT_REASON, "w2": "firmware update"}
 
 
+def test_a_broken_node_entering_maintenance_says_so_for_the_drain():
+    plan = plan_maintenance(members({"w1": "maintenance", "w2": "maintenance"}),
+                            all_healthy(w1=verdict("w1", ready=False)), rs.empty_state())
+    assert {d.server: d.node_ready for d in plan.of("enter")} == {"w1": False, "w2": True}
+
+
 def test_a_new_reason_on_a_held_node_is_recorded_again():
     fleet = members({"w1": "maintenance"}, {"w1": "new reason"})
     plan = plan_maintenance(fleet, all_healthy(w1=verdict("w1", held="old reason")), rs.empty_state())
