@@ -330,3 +330,8 @@ def store_for_fleet(fleet, overrides=None, ledger=ALLOCATIONS):
     settings.update(fleet.allocations.kubernetes)
     settings.update({k: v for k, v in (overrides or {}).items() if v})
     return open_store(fleet_file=fleet.source, ledger=ledger, **settings)
+
+
+def recovery_store(fleet, params):
+    """The recovery state's store for a module with STORE_ARGUMENT_SPEC and ``recovery_file`` options."""
+    return store_for_fleet(fleet, store_overrides(params, file=params.get("recovery_file")), ledger=RECOVERY)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import recovery_state
+from . import recovery_plan, recovery_state
 from .errors import BaremetalError
 from .etcd_quorum import find_member, quorum, voting
 from .vocabulary import MAINTENANCE_CORDONER
@@ -76,32 +76,20 @@ class MaintenancePlan:
 
 
 def fleet_members(fleet, ledger, cluster=None):
-    """name -> the fleet's view of each Kubernetes node (marks and placement applied to FLEET first):
-    cluster, roles, state, state_reason, and the pod /24 the allocation LEDGER gave it."""
+    """recovery_plan.fleet_members (cluster, roles, state, state_reason, ...; marks and placement applied to
+    FLEET first), each with the pod /24 the allocation LEDGER gave it."""
     from .ipam import lookup
 
-    result = {}
-    for name, server in fleet.servers.items():
-        owner = fleet.cluster_of(name)
-        if owner is None or (cluster is not None and owner.name != cluster):
-            continue
-        result[name] = {"cluster": owner.name, "roles": owner.roles_of(name), "state": server.state,
-                        "state_reason": server.state_reason,
-                        "pod_cidr": lookup(ledger, owner.name, name).get("pod_cidr")}
+    result = recovery_plan.fleet_members(fleet, cluster)
+    for name, member in result.items():
+        member["pod_cidr"] = lookup(ledger, member["cluster"], name).get("pod_cidr")
     return result
 
 
 def plan_maintenance(members, verdicts, state, *, etcd=None) -> MaintenancePlan:
     """One Decision per member in maintenance or held for it, in the order of VERDICTS."""
     etcd = dict(etcd or {})
-    by_name = {}
-    for index, verdict in enumerate(verdicts):
-        name = verdict.get("name") if isinstance(verdict, dict) else None
-        if name not in members:
-            raise MaintenanceError("health verdict %r is not a member of the fleet's clusters" % (name,),
-                                   "pass the node_health result of the same fleet (its nodes list)",
-                                   where="health", path="[%d]" % index)
-        by_name[name] = verdict
+    by_name = dict(recovery_plan.member_verdicts(members, verdicts, MaintenanceError))
     marks = recovery_state.maintenance_marks(state)
     in_flight = {name: recovery_state.node_entry(state, name).get("step") for name in recovery_state.in_flight(state)}
     # Control planes going down for maintenance, per cluster: those already held, then those entering now.

@@ -109,15 +109,16 @@ class RecoveryPlan:
 
 
 def fleet_members(fleet, cluster=None):
-    """``members`` for plan_recovery from a ``fleet.Fleet`` (placed members applied): every Kubernetes node."""
+    """``members`` for plan_recovery (and maintenance.py) from a ``fleet.Fleet`` (placed members and marks
+    applied): every Kubernetes node."""
     result = {}
     for name, server in fleet.servers.items():
         owner = fleet.cluster_of(name)
         if owner is None or (cluster is not None and owner.name != cluster):
             continue
         result[name] = {"cluster": owner.name, "failure_domain": server.location.failure_domain,
-                        "state": server.state, "protected": server.protection.deletion,
-                        "protection_reason": server.protection.reason or ""}
+                        "roles": owner.roles_of(name), "state": server.state, "state_reason": server.state_reason,
+                        "protected": server.protection.deletion, "protection_reason": server.protection.reason or ""}
     return result
 
 
@@ -138,17 +139,26 @@ def etcd_state_from_info(info, where="etcd"):
     return EtcdState(tuple(parsed), healthy)
 
 
+def member_verdicts(members, verdicts, error=RecoveryPlanError):
+    """(name, verdict) for each of node_health's VERDICTS, in order; a verdict of no member of MEMBERS is
+    refused (ERROR) with its index."""
+    result = []
+    for index, verdict in enumerate(verdicts):
+        name = verdict.get("name") if isinstance(verdict, dict) else None
+        if name not in members:
+            raise error("health verdict %r is not a member of the fleet's clusters" % (name,),
+                        "pass the node_health result of the same fleet (its nodes list)",
+                        where="health", path="[%d]" % index)
+        result.append((name, verdict))
+    return result
+
+
 def records(members, verdicts, state):
     """remediation.NodeRecords: the fleet's view of each member (``members``: name -> {cluster, failure_domain,
     state, protected}) joined with its health verdict and the recovery state."""
     in_flight = set(recovery_state.in_flight(state))
     result = []
-    for index, verdict in enumerate(verdicts):
-        name = verdict.get("name") if isinstance(verdict, dict) else None
-        if name not in members:
-            raise RecoveryPlanError("health verdict %r is not a member of the fleet's clusters" % (name,),
-                                    "pass the node_health result of the same fleet (its nodes list)",
-                                    where="health", path="[%d]" % index)
+    for index, (name, verdict) in enumerate(member_verdicts(members, verdicts)):
         fleet = members[name]
         record = dict(verdict.get("record") or {}, name=name, cluster=fleet["cluster"],
                       failure_domain=fleet["failure_domain"], protected=fleet["protected"],

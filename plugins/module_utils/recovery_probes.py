@@ -133,7 +133,8 @@ def token_host(control_planes, hostvars, busy=(), probe_var="recover_probe"):
     """The control plane that hands out the join token in a recovery: the first of CONTROL_PLANES that is not
     BUSY (being rebuilt or replaced) and whose probe found it reachable with its kubelet active. Without
     such a one, the first not busy (the join then says why it cannot get a token)."""
-    idle = [name for name in control_planes if name not in set(busy or ())]
+    busy = set(busy or ())
+    idle = [name for name in control_planes if name not in busy]
     for name in idle:
         probe = (hostvars.get(name) or {}).get(probe_var)
         if isinstance(probe, dict):

@@ -58,13 +58,9 @@ options:
     description: Why the O(starting) servers go into maintenance.
     type: str
     default: ""
-  recovery_file:
-    description:
-      - Path of the recovery state for the C(file) store; a relative path is relative to the fleet file.
-      - Default C(<fleet stem>.recovery.json) beside the fleet file.
-    type: path
 extends_documentation_fragment:
   - baremetal.k8s.ledger_store
+  - baremetal.k8s.recovery_state
 requirements:
   - netaddr (read by the fleet model)
   - kubernetes (for the C(kubernetes) store)
@@ -145,8 +141,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fl
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     ALLOCATIONS,
     PLACEMENT,
-    RECOVERY,
     STORE_ARGUMENT_SPEC,
+    recovery_store,
     store_for_fleet,
     store_overrides,
 )
@@ -158,7 +154,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import
 def run(params):
     fleet = load_fleet(params["fleet"])
     overrides = store_overrides(params)
-    store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
+    store = recovery_store(fleet, params)
     state = recovery_state.check_state(store.read(), store.description)
     for name in params["starting"]:  # what this run's marks will say (check mode writes none)
         recovery_state.mark_maintenance(state, name, params["reason"], now=0.0, by="this run")

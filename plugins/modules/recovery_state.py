@@ -83,13 +83,9 @@ options:
   now:
     description: The time to record, seconds since the epoch (tests); default the controller's clock.
     type: float
-  recovery_file:
-    description:
-      - Path of the recovery state for the C(file) store; a relative path is relative to the fleet file.
-      - Default C(<fleet stem>.recovery.json) beside the fleet file.
-    type: path
 extends_documentation_fragment:
   - baremetal.k8s.ledger_store
+  - baremetal.k8s.recovery_state
 attributes:
   check_mode:
     description: Says what would be recorded (and whether the lock would be granted) without writing.
@@ -165,10 +161,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils import recovery_stat
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
-    RECOVERY,
     STORE_ARGUMENT_SPEC,
-    store_for_fleet,
-    store_overrides,
+    recovery_store,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import REPLACE, REPROVISION
 
@@ -226,7 +220,7 @@ def run(module):
     if params["action"] in ("mark_maintenance", "mark_failed") and params["node"] not in fleet.servers:
         module.fail_json(msg="%s: servers: no server named %r. Fix: name one of the fleet file's servers in node "
                              "(e.g. %s)" % (params["fleet"], params["node"], ", ".join(list(fleet.servers)[:5])))
-    store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
+    store = recovery_store(fleet, params)
     mutate, outcome = change(params, now, store.description)
     before = rs.check_state(store.read(), store.description)
     if params["action"] == "read":

@@ -81,14 +81,9 @@ options:
   now:
     description: The time to plan at, seconds since the epoch (tests); default the controller's clock.
     type: float
-  recovery_file:
-    description:
-      - Path of the recovery state for the C(file) store; a relative path is relative to the fleet file.
-      - Default C(<fleet stem>.recovery.json) beside the fleet file. With O(allocation_store=kubernetes) the
-        state is the ConfigMap named after O(configmap) (C(baremetal-k8s-recovery) by default).
-    type: path
 extends_documentation_fragment:
   - baremetal.k8s.ledger_store
+  - baremetal.k8s.recovery_state
 requirements:
   - netaddr (read by the fleet model)
   - kubernetes (for the C(kubernetes) store)
@@ -207,8 +202,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     PLACEMENT,
-    RECOVERY,
     STORE_ARGUMENT_SPEC,
+    recovery_store,
     store_for_fleet,
     store_overrides,
 )
@@ -237,7 +232,7 @@ def run(module):
     now = params["now"] if params["now"] is not None else time.time()
     fleet = load_fleet(params["fleet"])
     overrides = store_overrides(params)
-    store = store_for_fleet(fleet, store_overrides(params, file=params["recovery_file"]), ledger=RECOVERY)
+    store = recovery_store(fleet, params)
     state = recovery_state.check_state(store.read(), store.description)
     # Servers this job marked failed are failed for the plan too (refused, not remediated again).
     placement_warnings = recovery_state.apply_marks(fleet, state)
