@@ -118,19 +118,23 @@ class Lab:
             assert result.returncode == 0, result.stderr
         return result
 
+    def etcdctl(self, host: str, command: str) -> subprocess.CompletedProcess:
+        """etcdctl COMMAND in the etcd static pod of control plane HOST, against its local member."""
+        # The latest running etcd container of kube-system: while the kubelet restarts etcd two may be
+        # listed, and test_02's client pod runs a container named etcd too.
+        return self.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$'"
+                             " --label io.kubernetes.pod.namespace=kube-system) etcdctl"
+                             " --endpoints https://127.0.0.1:2379"
+                             " --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt"
+                             " --key /etc/kubernetes/pki/etcd/server.key " + command)
+
     def etcd_members(self, host: str) -> list[str]:
         """Names of the etcd members, as etcdctl in the etcd static pod of a control plane lists them.
 
         Asked through crictl on the host, not `kubectl exec` through the VIP: the answer must not depend
         on the load balancers (a test may have just stopped a control plane behind them).
         """
-        # The latest running etcd container of kube-system: while the kubelet restarts etcd two may be
-        # listed, and test_02's client pod runs a container named etcd too.
-        result = self.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$'"
-                               " --label io.kubernetes.pod.namespace=kube-system) etcdctl"
-                               " --endpoints https://127.0.0.1:2379"
-                               " --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt"
-                               " --key /etc/kubernetes/pki/etcd/server.key member list -w json")
+        result = self.etcdctl(host, "member list -w json")
         assert result.returncode == 0, result.stderr
         return [member.get("name", "") for member in json.loads(result.stdout)["members"]]
 

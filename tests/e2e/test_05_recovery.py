@@ -315,12 +315,7 @@ def test_a_control_plane_with_kubelet_and_etcd_stopped_is_recovered(lab, first_r
 
 def etcd_healthy(lab, host):
     """Whether every etcd member answers, asked from HOST's etcd container (crictl, not the VIP)."""
-    result = lab.sh(host, "crictl exec $(crictl ps -q --latest --state running --name '^etcd$'"
-                          " --label io.kubernetes.pod.namespace=kube-system) etcdctl"
-                          " --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"
-                          " --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key"
-                          " endpoint health --cluster")
-    return result.returncode == 0
+    return lab.etcdctl(host, "endpoint health --cluster").returncode == 0
 
 
 def refuse_a_control_plane_whose_removal_loses_quorum(lab, second, third):
