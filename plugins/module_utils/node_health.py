@@ -328,6 +328,8 @@ def node_from_api(node) -> dict:
         "internal_ips": [a.address for a in ((status.addresses if status else None) or []) if a.type == "InternalIP"],
         "unschedulable": bool(spec and spec.unschedulable),
         "annotations": dict(meta.annotations or {}),
+        "labels": dict(meta.labels or {}),
+        "resource_version": meta.resource_version,
         "kubelet_version": info.kubelet_version if info else None,
         "pod_cidr": spec.pod_cidr if spec else None,
         "conditions": [
