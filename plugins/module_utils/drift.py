@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import BaremetalError
-from .vocabulary import DRIFT_KINDS, RISK_LEVELS
+from .vocabulary import CORDONED_BY_ANNOTATION, DRIFT_KINDS, RISK_LEVELS
 
 
 class DriftError(BaremetalError):
@@ -106,6 +106,32 @@ def fleet_against_cluster(cluster, members, nodes, *, kubernetes_version):
     for name in sorted(set(by_name) - set(members)):
         items.append(Drift("fleet", "node/%s" % name, "node_not_in_fleet", None, "a Node of cluster %s" % cluster,
                            "none: add the server to the fleet file, or drain and delete the Node", "medium"))
+    return items
+
+
+def node_records(raw_nodes):
+    """``fleet_against_cluster``'s node records from node_health's plain Node mappings (``node_from_api``)."""
+    return [{"name": n["name"], "registered": True, "pod_cidr": n.get("pod_cidr"),
+             "kubelet_version": n.get("kubelet_version"), "cordoned": bool(n.get("unschedulable")),
+             "cordoned_by": (n.get("annotations") or {}).get(CORDONED_BY_ANNOTATION) or "unknown"}
+            for n in raw_nodes]
+
+
+def api_servers_against_fleet(cluster, control_planes, pods, *, kubernetes_version):
+    """kube-apiserver static pods (``{node, image}``, the image's tag is the version) against CLUSTER's
+    CONTROL_PLANES and its ``kubernetes_version``. A control plane with no API server pod is reported by
+    the checker (``cluster_check``), not here: it is health, not intent."""
+    items = []
+    if not kubernetes_version:
+        return items
+    for pod in sorted(pods, key=lambda p: p.get("node") or ""):
+        node, image = pod.get("node") or "?", pod.get("image") or ""
+        if node not in control_planes:
+            continue
+        version = _version(image.rsplit(":", 1)[-1]) if ":" in image else None
+        if version and version != _version(kubernetes_version):
+            items.append(Drift("fleet", "apiserver/%s" % node, "apiserver_version", _version(kubernetes_version),
+                               version, "upgrade the control plane (playbooks/upgrade.yml)", "medium"))
     return items
 
 
