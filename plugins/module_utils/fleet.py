@@ -14,7 +14,7 @@ Public API (other modules rely on it; import it from here):
 - ``FleetError`` (``.file``, ``.path``, ``.problem``, ``.fix``) is the only
   exception a bad fleet file produces; ``FleetValidationError`` is the
   subclass that carries every problem found (``.errors``);
-- the dataclasses (``Fleet``, ``Server``, ``Cluster``, ``NodeGroup``, ``Intent``, ``Location``, ...)
+- the dataclasses (``Fleet``, ``Server``, ``Cluster``, ``NodeGroup``, ``Intent``, ``Taint``, ``Location``, ...)
   and the names ``STATES``, ``STORES``, ``SPREAD_DOMAINS``, ``NAME_RE``, ``VERSION_RE``, ``NAME_FIX``.
 
 Validation is hand-written, one pass that both checks and builds the dataclasses, which keeps a
@@ -68,6 +68,7 @@ from .fleet_model import (
     Region,
     Row,
     Server,
+    Taint,
     WireGuard,
     hop_distance,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "Region",
     "Row",
     "Server",
+    "Taint",
     "WireGuard",
     "hop_distance",
     "intent_from_mapping",
@@ -193,7 +195,8 @@ def place_members(fleet, assignments):
     Changes ``fleet`` in place and returns a warning for every assignment that no longer fits the fleet file
     (unknown server, cluster or group; a server the fleet file already gives a cluster; another region); such
     an assignment is left out until placement runs again. A placed server is a member like a pinned one: it
-    gets groups, a pod prefix and a WireGuard address.
+    gets groups, a pod prefix and a WireGuard address. A placed server whose label conflicts with its node
+    group's is kept, with a warning (its server's value wins).
     """
     warnings = []
     for server_name, (cluster_name, group_name) in sorted(assignments.items()):
@@ -214,4 +217,11 @@ def place_members(fleet, assignments):
         else:
             group.placed.append(server_name)
             fleet.server_cluster[server_name] = cluster_name
+            # The fleet file refuses a pinned member whose labels conflict with its group's; placement does
+            # not look at group labels, so a placed one is told here and keeps its server's value.
+            for key, value in group.labels.items():
+                own = server.labels.get(key)
+                if own is not None and own != value:
+                    warnings.append(f"{where}: the server's label {key}={own!r} conflicts with the node group's "
+                                    f"{key}={value!r}; its node keeps {own!r} until one of them is changed")
     return warnings

@@ -140,6 +140,26 @@ class Checker:
             self.fail(path, f"invalid label value {shown(value)}", LABEL_VALUE_FIX + ", or empty")
         return value
 
+    def labels(self, raw, path, good=None):
+        """Labels become Kubernetes node labels: keys and values follow Kubernetes' rules, values are strings.
+
+        Servers' and node groups' ``labels``. GOOD: (key, value) pairs already checked, skipped (most servers
+        share their labels); the pairs found good are added to it.
+        """
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(path, "labels must be a mapping of names to values", "write labels as key: value")
+        good = set() if good is None else good
+        for key, value in raw.items():
+            if isinstance(value, str) and (key, value) in good:  # (a list value is not hashable)
+                continue
+            if not isinstance(key, str) or not label_key_ok(key):
+                self.fail(f"{path}.{str(key)[:80]}", f"invalid label key {shown(key)}", LABEL_KEY_FIX)
+            self.label_value(value, f"{path}.{key}")
+            good.add((key, value))
+        return raw
+
     def address(self, value, path):
         """A host's unicast address (a server's, an API VIP)."""
         if not isinstance(value, str):

@@ -7,17 +7,20 @@ across them (etcd size, pool sizes, no overlapping networks, no shared VIPs, a s
 from __future__ import annotations
 
 import bisect
+import contextlib
 
-from .fleet_checks import Checker, shown, suggest
+from .fleet_checks import LABEL_KEY_FIX, Checker, Skip, label_key_ok, shown, suggest
 from .fleet_intents import read_intent
-from .fleet_model import NAME_RE, VERSION_RE, Api, Cluster, NodeGroup, WireGuard
-from .vocabulary import ETCD_SIZES, POD_NETWORKS, ROLES, cluster_group, group_name
+from .fleet_model import NAME_RE, VERSION_RE, Api, Cluster, NodeGroup, Taint, WireGuard
+from .vocabulary import ETCD_SIZES, POD_NETWORKS, ROLES, TAINT_EFFECTS, cluster_group, group_name
 
 # The node prefix length when the fleet file gives none, by IP version.
 DEFAULT_NODE_PREFIX = {4: 24, 6: 64}
 
 
 class Clusters(Checker):
+    NODE_GROUP_FIELDS = frozenset(("name", "roles", "servers", "intent", "labels", "taints"))
+    TAINT_FIELDS = frozenset(("key", "value", "effect"))
     CLUSTER_FIELDS = frozenset(
         (
             "name",
@@ -127,7 +130,7 @@ class Clusters(Checker):
         return node_prefix
 
     def node_group(self, raw, path, cluster, region):
-        raw = self.mapping(raw, path, {"name", "roles", "servers", "intent"}, ("name", "roles"))
+        raw = self.mapping(raw, path, self.NODE_GROUP_FIELDS, ("name", "roles"))
         name = self.string(raw["name"], path + ".name", NAME_RE)
         if name in self._group_names:
             self.fail(path + ".name", f"duplicate node group {name!r} in cluster {cluster}", "rename it")
@@ -142,6 +145,13 @@ class Clusters(Checker):
             self.choice(role, f"{path}.roles[{i}]", ROLES)
         if len(set(roles)) != len(roles):
             self.fail(path + ".roles", "a role is listed twice", "list every role once")
+        # Reported, not skipping the group: its members are still checked (label conflicts, other clusters).
+        labels = {}
+        with contextlib.suppress(Skip):
+            labels = self.labels(raw.get("labels"), path + ".labels")
+        taints = []
+        with contextlib.suppress(Skip):
+            taints = self.taints(raw.get("taints"), path + ".taints")
         servers = self.listof(raw.get("servers"), path + ".servers")
         for i, member in enumerate(servers):
             p = f"{path}.servers[{i}]"
@@ -170,11 +180,50 @@ class Clusters(Checker):
                     f"server {member!r} is in region {server.location.region}, the cluster in {region}",
                     f"use a server of region {region}",
                 )
+            self._check_label_conflicts(server, labels, path + ".labels")
             self._members.setdefault(member, name)
         intent = None
         if raw.get("intent") is not None:
             intent = read_intent(self, raw["intent"], path + ".intent")
-        return NodeGroup(name, list(roles), list(servers), intent)
+        return NodeGroup(name, list(roles), list(servers), intent, labels=labels, taints=taints)
+
+    def taints(self, raw, path):
+        """A node group's ``taints``: every problem of every taint is reported; the good ones are returned."""
+        taints, seen = [], {}  # (key, effect) -> path of the taint that has it
+        for i, item in enumerate(self.listof(raw, path)):
+            with contextlib.suppress(Skip):
+                taint = self.taint(item, f"{path}[{i}]")
+                first = seen.setdefault((taint.key, taint.effect), f"{path}[{i}]")
+                if first != f"{path}[{i}]":
+                    self.error(f"{path}[{i}]", f"taint {taint.key}:{taint.effect} is also {first}",
+                               "list each key and effect once: Kubernetes keeps one taint per key and effect")
+                taints.append(taint)
+        return taints
+
+    def taint(self, raw, path):
+        raw = self.mapping(raw, path, self.TAINT_FIELDS, ("key", "effect"))
+        before = len(self.errors)
+        key, value, effect = raw["key"], raw.get("value", ""), raw["effect"]
+        if not isinstance(key, str) or not label_key_ok(key):
+            self.error(path + ".key", f"invalid taint key {shown(key)}", LABEL_KEY_FIX)
+        with contextlib.suppress(Skip):
+            self.label_value(value, path + ".value")  # the same rules as a label value
+        with contextlib.suppress(Skip):
+            self.choice(effect, path + ".effect", TAINT_EFFECTS)
+        if len(self.errors) > before:
+            raise Skip()
+        return Taint(key, effect, value)
+
+    def _check_label_conflicts(self, server, labels, path):
+        """A member's node gets its server's labels and its node group's: one key cannot have two values."""
+        for key, value in labels.items():
+            own = server.labels.get(key)
+            if own is not None and own != value:
+                self.error(f"{path}.{key}",
+                           f"node group label {key}={shown(value)} conflicts with {key}={shown(own)} of server "
+                           f"{server.name} (servers[{server.index}].labels.{key})",
+                           "give the label one value: remove it from the server or the node group, or make them "
+                           "equal")
 
     # -- rules across a cluster's parts, and across clusters
 

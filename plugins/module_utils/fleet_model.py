@@ -252,6 +252,18 @@ class Intent:
     max_share_per_domain: float = 1.0
 
 
+@dataclass(slots=True, frozen=True)
+class Taint:
+    """A Kubernetes node taint a node group declares; Kubernetes keeps one per key and effect."""
+
+    key: str
+    effect: str  # one of vocabulary.TAINT_EFFECTS
+    value: str = ""  # empty: no value
+
+    def as_dict(self):
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+
 @dataclass(slots=True)
 class NodeGroup:
     name: str
@@ -259,6 +271,8 @@ class NodeGroup:
     servers: list[str]  # named in the fleet file (pinned)
     intent: Intent | None
     placed: list[str] = field(default_factory=list)  # chosen by placement (its ledger), see place_members()
+    labels: dict = field(default_factory=dict)  # Kubernetes node labels of every member, beside its server's
+    taints: list[Taint] = field(default_factory=list)
 
     @property
     def members(self):

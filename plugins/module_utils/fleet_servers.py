@@ -10,7 +10,7 @@ import contextlib
 import re
 from urllib.parse import urlsplit
 
-from .fleet_checks import LABEL_KEY_FIX, Checker, Skip, label_key_ok, shown, suggest, type_name
+from .fleet_checks import Checker, Skip, shown, suggest, type_name
 from .fleet_model import (
     BMC_TYPES,
     NAME_RE,
@@ -87,7 +87,7 @@ class Servers(Checker):
         hardware = self.hardware(raw["hardware"], path + ".hardware")
         location = self.location(raw["location"], path + ".location")
         addresses = self.server_addresses(raw["addresses"], path + ".addresses", name)
-        labels = self.labels(raw.get("labels"), path + ".labels")
+        labels = self.labels(raw.get("labels"), path + ".labels", self.good_labels)
         connection = raw.get("connection") or {}
         if not isinstance(connection, dict) or not all(isinstance(k, str) for k in connection):
             self.fail(path + ".connection", "connection must be a mapping", "write e.g. ansible_user: root")
@@ -103,22 +103,6 @@ class Servers(Checker):
                       "quote it, e.g. state_reason: \"replace DIMM B2, ticket OPS-123\"")
         return Server(name, state, hardware, location, addresses, labels, connection, index, protection, bmc,
                       state_reason)
-
-    def labels(self, raw, path):
-        """Labels become Kubernetes node labels: keys and values follow Kubernetes' rules, values are strings."""
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.fail(path, "labels must be a mapping of names to values", "write labels as key: value")
-        good = self.good_labels
-        for key, value in raw.items():
-            if isinstance(value, str) and (key, value) in good:  # (a list value is not hashable)
-                continue
-            if not isinstance(key, str) or not label_key_ok(key):
-                self.fail(f"{path}.{str(key)[:80]}", f"invalid label key {shown(key)}", LABEL_KEY_FIX)
-            self.label_value(value, f"{path}.{key}")
-            good.add((key, value))
-        return raw
 
     def protection(self, raw, path):
         if raw is None:

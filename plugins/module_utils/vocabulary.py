@@ -35,6 +35,9 @@ WORKLOAD_SPREAD_LEVELS = (*SPREAD_LEVELS, "node")
 # etcd keeps quorum with an odd member count; more than 7 only slows writes.
 ETCD_SIZES = (1, 3, 5, 7)
 
+# Kubernetes taint effects, as node groups declare them (docs/fleet-format.md).
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
 POD_NETWORKS = ("routed", "cilium")
 DISK_TYPES = ("nvme", "ssd", "hdd")
 NETWORK_KINDS = ("private", "public")
@@ -49,6 +52,9 @@ CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
 CORDON_REASON_ANNOTATION = "baremetal.k8s/cordon-reason"
 # The cordoned-by value of a node held for planned maintenance (maintenance.py, playbooks/maintenance.yml).
 MAINTENANCE_CORDONER = "baremetal.k8s/maintenance"
+# The node label keys this collection set from the fleet file, comma-separated (node_metadata.py): a key
+# listed here and no longer declared is removed; labels others set are left alone.
+MANAGED_LABELS_ANNOTATION = "baremetal.k8s/managed-labels"
 
 
 def cluster_group(cluster, *parts):

@@ -543,6 +543,79 @@ def test_valid_labels():
     assert parse_fleet(data, SOURCE).servers["s01"].labels == labels
 
 
+# --------------------------------------------------------------------------- node group labels and taints
+
+
+def workers(data):
+    return data["clusters"][0]["node_groups"][1]  # s03.. in small_fleet()
+
+
+def test_node_group_labels_and_taints():
+    data = small_fleet()
+    workers(data)["labels"] = {"example.com/pool": "general", "workload": "general"}  # as its servers say
+    workers(data)["taints"] = [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+                               {"key": "dedicated", "value": "gpu", "effect": "NoExecute"},  # another effect
+                               {"key": "example.com/batch", "effect": "PreferNoSchedule"}]
+    group = parse_fleet(data, SOURCE).clusters["c1"].node_groups[1]
+    assert group.labels == {"example.com/pool": "general", "workload": "general"}
+    assert [t.as_dict() for t in group.taints] == [
+        {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+        {"key": "dedicated", "value": "gpu", "effect": "NoExecute"},
+        {"key": "example.com/batch", "value": "", "effect": "PreferNoSchedule"}]
+    assert parse_fleet(small_fleet(), SOURCE).clusters["c1"].node_groups[1].taints == []
+
+
+def test_node_group_labels_follow_the_server_label_rules():
+    data = small_fleet()
+    workers(data)["labels"] = {"gpu": True}
+    _path, _problem, fix = only_problem(data, "clusters[0].node_groups[1].labels.gpu", "expected a string")
+    assert '"true"' in fix
+    workers(data)["labels"] = {"-bad": "x"}
+    only_problem(data, "clusters[0].node_groups[1].labels.-bad", "invalid label key")
+    workers(data)["labels"] = ["a"]
+    only_problem(data, "clusters[0].node_groups[1].labels", "labels must be a mapping")
+
+
+def test_a_group_label_conflicting_with_a_server_label_names_both():
+    data = small_fleet()
+    workers(data)["labels"] = {"workload": "gpu"}
+    found = problems(data)
+    assert [p[0] for p in found] == ["clusters[0].node_groups[1].labels.workload"] * 3  # s03, s04, s05
+    assert "workload='gpu' conflicts with workload='general' of server s03 (servers[3].labels.workload)" in found[0][1]
+    assert "remove it from the server or the node group" in found[0][2]
+    workers(data)["taints"] = [{"key": "dedicated", "effect": "Never"}]  # reported beside the conflicts
+    assert len(problems(data)) == 4
+
+
+def test_every_problem_of_every_taint_is_reported():
+    data = small_fleet()
+    workers(data)["taints"] = [
+        {"key": "Bad Key", "value": "a b", "effect": "Sometimes"},
+        {"key": "ok", "value": 3, "effect": "NoSchedule"},
+        {"key": "dup", "effect": "NoSchedule"},
+        {"key": "dup", "value": "other", "effect": "NoSchedule"},
+        {"key": "x", "effect": "NoSchedule", "toleration": 5},
+        {"value": "v"},
+        "dedicated=gpu:NoSchedule",
+    ]
+    found = {(path, problem.split(" ")[0]): fix for path, problem, fix in problems(data)}
+    base = "clusters[0].node_groups[1].taints"
+    assert set(found) == {(f"{base}[0].key", "invalid"), (f"{base}[0].value", "invalid"),
+                          (f"{base}[0].effect", "invalid"), (f"{base}[1].value", "expected"),
+                          (f"{base}[3]", "taint"), (f"{base}[4].toleration", "unknown"),
+                          (f"{base}[5].key", "required"), (f"{base}[6]", "expected")}
+    assert "NoSchedule, PreferNoSchedule, NoExecute" in found[(f"{base}[0].effect", "invalid")]
+    assert "one taint per key and effect" in found[(f"{base}[3]", "taint")]
+    assert "prefix" in found[(f"{base}[0].key", "invalid")]
+
+
+def test_unknown_node_group_fields_are_still_refused():
+    data = small_fleet()
+    workers(data)["annotations"] = {"a": "b"}
+    _path, _problem, fix = only_problem(data, "clusters[0].node_groups[1].annotations", "unknown field")
+    assert "labels" in fix and "taints" in fix
+
+
 def _fits(fix, pod):
     """Every prefix length the fix suggests fits inside ``pod`` (a /N)."""
     example = int(re.search(r"e\.g\. (\d+)", fix).group(1))

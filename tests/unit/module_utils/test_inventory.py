@@ -102,3 +102,33 @@ def test_fleet_bmc_is_a_host_var_only_where_the_fleet_names_a_bmc():
         "type": "redfish", "address": "https://10.0.9.11:8443/", "baseuri": "10.0.9.11:8443", "system_id": "1",
         "credentials": "dc1-bmc", "validate_certs": True}
     assert "fleet_bmc" not in hosts["s00"]
+
+
+def test_members_get_their_node_labels_and_taints():
+    data = small_fleet(servers=7, members=[f"s{i:02d}" for i in range(6)])
+    data["servers"][3]["labels"] = {"workload": "general", "example.com/disk": "nvme"}
+    workers = data["clusters"][0]["node_groups"][1]
+    workers["labels"] = {"example.com/pool": "batch"}
+    workers["taints"] = [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
+                         {"key": "example.com/slow", "effect": "PreferNoSchedule"}]
+    hosts = inventory_of(parse_fleet(data, "fleet.yml"))["hosts"]
+    assert hosts["s03"]["fleet_node_labels"] == {"example.com/pool": "batch", "workload": "general",
+                                                 "example.com/disk": "nvme"}
+    assert hosts["s03"]["fleet_labels"] == {"workload": "general", "example.com/disk": "nvme"}  # unchanged
+    assert hosts["s03"]["fleet_node_taints"] == [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
+                                                 {"key": "example.com/slow", "value": "", "effect": "PreferNoSchedule"}]
+    # A group without labels and taints: the server's labels, no taints.
+    assert hosts["s00"]["fleet_node_labels"] == {"workload": "general"} and hosts["s00"]["fleet_node_taints"] == []
+    assert "fleet_node_labels" not in hosts["s06"] and "fleet_node_taints" not in hosts["s06"]  # no cluster
+
+
+def test_a_placed_server_whose_label_conflicts_with_its_group_is_kept_with_a_warning():
+    data = small_fleet(servers=7, members=[], control_planes=0)
+    data["clusters"][0]["node_groups"] = [
+        {"name": "control-plane", "roles": ["control_plane", "etcd"], "servers": ["s00", "s01", "s02"]},
+        {"name": "gpu", "roles": ["worker"], "intent": {"count": 1}, "labels": {"workload": "gpu", "pool": "a"}},
+    ]
+    fleet = parse_fleet(data, "fleet.yml")
+    (warning,) = place_members(fleet, {"s03": ("c1", "gpu")})
+    assert "s03 -> c1/gpu" in warning and "workload='general' conflicts with the node group's workload='gpu'" in warning
+    assert inventory_of(fleet)["hosts"]["s03"]["fleet_node_labels"] == {"workload": "general", "pool": "a"}

@@ -1,6 +1,7 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery, maintenance) expose the pure functions by name, found by FQCN."""
+"""The filter plugins (bootstrap, recovery, maintenance, node_metadata) expose the pure functions by name, found
+by FQCN."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ FILTERS = {
     "maintenance_etcd_by_cluster": ("maintenance", "etcd_by_cluster"),
     "maintenance_line": ("maintenance", "decision_line"),
     "maintenance_outcome": ("maintenance", "outcome"),
+    "node_metadata_changes": ("node_metadata", "changes_from_kubectl"),
 }
-PLUGINS = ("bootstrap", "recovery", "maintenance")
+PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata")
 
 
 def plugin(name):
@@ -86,6 +88,11 @@ def test_the_filters_return_what_the_pure_functions_return():
     assert filters_["vrrp_priority"](["a", "b"], "b") == 140
     assert filters_["cgroup_v1"]("auto", "tmpfs") is True
     assert filters_["kubelet_resolv_conf"](["10.0.0.2"], [], "") == {"path": "", "nameservers": []}
+    items = [{"metadata": {"name": "w1", "resourceVersion": "7", "labels": {"env": "dev"}}, "spec": {}}]
+    (change,) = filters_["node_metadata_changes"](items, {"w1": {"labels": {"env": "prod"}, "taints": []}})
+    assert change["name"] == "w1" and change["labels"] == {"env": "prod"}
+    assert change["patch"][:2] == [{"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+                                   {"op": "add", "path": "/metadata/labels/env", "value": "prod"}]
 
 
 @pytest.mark.parametrize(("name", "args", "message"), [
@@ -94,6 +101,7 @@ def test_the_filters_return_what_the_pure_functions_return():
     ("cgroup_v1", ("sometimes", None), "cgroup_v1: .*auto, true or false"),
     ("vrrp_priority", (["a"], "b"), "vrrp_priority: .*api_lb_peers"),
     ("recovery_steps_from", ("dance",), "recovery_steps_from: unknown step"),
+    ("node_metadata_changes", ({"items": []}, {}), "node_metadata_changes: nodes: expected the items list"),
 ])
 def test_errors_become_ansible_filter_errors_naming_the_filter(name, args, message):
     with pytest.raises(AnsibleFilterError, match=message):
