@@ -29,9 +29,12 @@ MAX_LINES = 6  # per side of a file diff: a report line is read by a person
 MAX_TEXT = 300
 HIDDEN = "(not shown: the task handles a secret)"
 
-# A role's drift is as risky as what a wrong value breaks: the API's reachability, the pod network.
-ROLE_RISK = {"api_lb": "high", "wireguard": "high", "pod_network": "high"}
+# A role's drift is as risky as what a wrong value breaks: the API's reachability, the pod network,
+# certificates about to expire.
+ROLE_RISK = {"api_lb": "high", "wireguard": "high", "pod_network": "high", "k8s_hygiene": "high"}
 DEFAULT_RISK = "medium"
+# What the secret and certificate hygiene finds is security drift; the other roles' is host drift.
+ROLE_KIND = {"k8s_hygiene": "security"}
 
 # key = value, key: value and keepalived's "auth_pass value".
 _SECRET = re.compile(r"(?i)(private_?key|auth_pass|pass(?:word)?|secret|token|certificate_?key)(?:\s*[=:]\s*|\s+)\S+")
@@ -227,8 +230,9 @@ def host_drift(records):
             continue
         seen.add(key)
         role = str(record.get("role") or "")
-        items.append(Drift("host", "host/%s" % record.get("host"), what, record.get("desired"),
+        short = role.rsplit(".", 1)[-1]
+        items.append(Drift(ROLE_KIND.get(short, "host"), "host/%s" % record.get("host"), what, record.get("desired"),
                            record.get("observed"),
                            "converge %s on %s (reconcile_mode=fix)" % (role, record.get("host")),
-                           ROLE_RISK.get(role.rsplit(".", 1)[-1], DEFAULT_RISK)))
+                           ROLE_RISK.get(short, DEFAULT_RISK)))
     return items
