@@ -386,7 +386,8 @@ def lab_fleet(name, hosts, subnet):
     spares = {h["name"] for h in hosts[len(control) + len(workers):]}
     groups = [{"name": "control-plane", "roles": ["control_plane", "etcd"], "servers": [h["name"] for h in control]}]
     if workers:
-        groups.append({"name": "edge", "roles": ["worker", "load_balancer"],
+        # The label is what the Nodes must carry (the reconcile e2e removes it from one by hand).
+        groups.append({"name": "edge", "roles": ["worker", "load_balancer"], "labels": {"baremetal.k8s/pool": "edge"},
                        "intent": {"count": len(workers), "min_cores": 2, "spread": "rack"}})
     return {
         "version": 1,

@@ -12,7 +12,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils import drift_host
 from ansible_collections.baremetal.k8s.plugins.plugin_utils.filters import filters_of
 
 # filter name -> the pure function it exposes
-COMPARISONS = {
+DECISIONS = {
     "live_rows": drift_host.live_rows,
     "live_drift": drift_host.live_drift,
     "wireguard_live_drift": drift_host.wireguard_live_drift,
@@ -21,4 +21,4 @@ COMPARISONS = {
 
 class FilterModule:
     def filters(self):
-        return filters_of(COMPARISONS)
+        return filters_of(DECISIONS)

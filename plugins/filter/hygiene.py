@@ -12,13 +12,9 @@ from ansible_collections.baremetal.k8s.plugins.module_utils import hygiene
 from ansible_collections.baremetal.k8s.plugins.plugin_utils.filters import filters_of
 
 
-def kubeadm_certs(_unused=None):
-    return hygiene.kubeadm_certs()
-
-
 # filter name -> the pure function it exposes
 DECISIONS = {
-    "hygiene_kubeadm_certs": kubeadm_certs,
+    "hygiene_kubeadm_certs": hygiene.kubeadm_certs,
     "hygiene_certs_due": hygiene.certs_due,
     "hygiene_restarts": hygiene.restarts,
     "hygiene_expiring": hygiene.expiring,

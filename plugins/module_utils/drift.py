@@ -135,6 +135,27 @@ def api_servers_against_fleet(cluster, control_planes, pods, *, kubernetes_versi
     return items
 
 
+def metadata_against_fleet(raw_nodes, wanted):
+    """Labels and taints the node groups declare (WANTED, node_metadata.fleet_wanted) against the live
+    Nodes (node_health's plain mappings): one item per label or taint, which fix mode applies with
+    playbooks/tasks/node_metadata.yml. The managed-labels annotation is bookkeeping, not reported."""
+    from .node_metadata import cluster_changes
+
+    nodes = [{"name": n["name"], "labels": n.get("labels") or {}, "annotations": n.get("annotations") or {},
+              "taints": [{"key": t.get("key"), "value": t.get("value") or "", "effect": t.get("effect")}
+                         for t in n.get("taints") or []],
+              "resource_version": n.get("resource_version")} for n in raw_nodes]
+    items = []
+    for change in cluster_changes(nodes, wanted):
+        for item in change["items"]:
+            if item["what"].startswith("annotation "):
+                continue
+            risk = "medium" if item["what"].startswith("taint ") else "low"
+            items.append(Drift("fleet", "node/%s" % change["name"], item["what"], item["desired"], item["observed"],
+                               "apply the fleet's labels and taints (reconcile_mode=fix)", risk))
+    return items
+
+
 # --------------------------------------------------------------------------- ledger against fleet
 
 

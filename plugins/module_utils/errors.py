@@ -29,6 +29,7 @@ The tree (each subclass lives beside the code that raises it)::
     +-- RecoveryStateError (recovery_state.py) the recovery state or a call on it does not fit
     +-- MaintenanceError (maintenance.py)  bad input to the maintenance plan
     +-- DriftError (drift.py)              bad input to a drift comparison
+    +-- NodeMetadataError (node_metadata.py) bad input to the labels and taints comparison
     +-- ArtifactError (k8s_artifacts.py)   the artifact request or manifest does not fit
     +-- BootstrapError, HostSettingError, LoadBalancerError, ArtifactPlanError (bootstrap_*.py)
                                            a role's inputs its decision cannot use

@@ -38,8 +38,9 @@ def iso(seconds):
     return datetime.datetime.fromtimestamp(float(seconds), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def kubeadm_certs():
-    """The certificates the role probes on a control plane: ``name``, ``path``, ``kind`` (file | kubeconfig)."""
+def kubeadm_certs(_unused=None):
+    """The certificates the role probes on a control plane: ``name``, ``path``, ``kind`` (file | kubeconfig).
+    (The argument is ignored: a filter needs an input.)"""
     return [{"name": name, "path": path, "kind": kind} for name, path, kind, _restart in KUBEADM_CERTS]
 
 

@@ -12,6 +12,7 @@ the cache, and hands the result to Ansible. Everything here is pure and unit-tes
 from __future__ import annotations
 
 from . import ipam, live_state
+from .node_metadata import declared
 from .vocabulary import ROLES, cluster_group, group_name
 
 
@@ -98,22 +99,6 @@ def cluster_vars(cluster):
     }
 
 
-def node_metadata(server, node_groups):
-    """The Kubernetes labels and taints of SERVER's node: its labels with its NODE_GROUPS' labels, and their taints.
-
-    The fleet file refuses a server label that conflicts with its group's; a placed server may still have one
-    (fleet.place_members warns), and its own value wins. Without group labels the server's own mapping is
-    returned, not a copy: the inventory of a big fleet stays small.
-    """
-    labels = server.labels
-    group_labels = {}
-    for group in node_groups:
-        group_labels.update(group.labels)
-    if group_labels:
-        labels = {**group_labels, **server.labels}
-    return labels, [taint.as_dict() for group in node_groups for taint in group.taints]
-
-
 def _add_cluster(fleet, cluster, ledger, hosts, groups):
     cgroup = cluster_group(cluster.name)
     groups.get_or_add(cgroup)["vars"]["k8s_cluster"] = cluster_vars(cluster)
@@ -135,7 +120,7 @@ def _add_cluster(fleet, cluster, ledger, hosts, groups):
         hostvars["fleet_cluster"] = cluster.name
         hostvars["fleet_node_groups"] = [g.name for g in node_groups]
         hostvars["fleet_roles"] = cluster.roles_of(name)
-        hostvars["fleet_node_labels"], hostvars["fleet_node_taints"] = node_metadata(fleet.servers[name], node_groups)
+        hostvars["fleet_node_labels"], hostvars["fleet_node_taints"] = declared(fleet.servers[name], node_groups)
         alloc = ipam.lookup(ledger, cluster.name, name)
         hostvars["pod_cidr"] = alloc.get("pod_cidr")
         hostvars["wireguard_address"] = alloc.get("wireguard_address")

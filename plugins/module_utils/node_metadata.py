@@ -22,7 +22,8 @@ from .vocabulary import MANAGED_LABELS_ANNOTATION
 # Taints other parties own, never removed for not being declared: the node lifecycle controller's
 # (not-ready, unreachable, unschedulable, out-of-service), cloud providers', and this collection's own
 # (recovery, maintenance).
-SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/", "baremetal.k8s/")
+# Cilium taints a node until its agent runs (pod_network: cilium).
+SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/", "baremetal.k8s/", "node.cilium.io/")
 # The cluster autoscaler's.
 SYSTEM_TAINT_KEYS = frozenset(("ToBeDeletedByClusterAutoscaler", "DeletionCandidateOfClusterAutoscaler"))
 # kubeadm's, on control planes only: on a worker it is an ordinary taint.
@@ -38,6 +39,33 @@ def system_taint(key, control_plane=False):
     """Whether a taint with KEY belongs to someone else, so an undeclared one is left on the node."""
     return (key.startswith(SYSTEM_TAINT_PREFIXES) or key in SYSTEM_TAINT_KEYS
             or (control_plane and key == CONTROL_PLANE_TAINT))
+
+
+def declared(server, node_groups):
+    """The Kubernetes labels and taints of SERVER's node: its labels with its NODE_GROUPS' labels, and their taints.
+
+    The fleet file refuses a server label that conflicts with its group's; a placed server may still have one
+    (fleet.place_members warns), and its own value wins. Without group labels the server's own mapping is
+    returned, not a copy: the inventory of a big fleet stays small.
+    """
+    labels = server.labels
+    group_labels = {}
+    for group in node_groups:
+        group_labels.update(group.labels)
+    if group_labels:
+        labels = {**group_labels, **server.labels}
+    return labels, [taint.as_dict() for group in node_groups for taint in group.taints]
+
+
+def fleet_wanted(fleet, cluster):
+    """``cluster_changes``'s WANTED for CLUSTER's members (a ``fleet.Fleet``): name -> {labels, taints,
+    control_plane}, what the inventory gives each host as fleet_node_labels and fleet_node_taints."""
+    wanted = {}
+    for name in cluster.members():
+        groups = [g for g in cluster.node_groups if name in g.members]
+        labels, taints = declared(fleet.servers[name], groups)
+        wanted[name] = {"labels": labels, "taints": taints, "control_plane": "control_plane" in cluster.roles_of(name)}
+    return wanted
 
 
 def nodes_from_kubectl(items):

@@ -16,7 +16,8 @@ description:
     the action C(reconcile_mode=fix) would take and a risk level.
   - Fleet against cluster (read from the API server) - members with no Node, Nodes not in the fleet,
     C(spec.podCIDR) not the allocation ledger's, kubelet and API server versions not the cluster's
-    C(kubernetes_version), cordons with no recorded reason.
+    C(kubernetes_version), cordons with no recorded reason, the labels and taints the node groups declare
+    (docs/fleet-format.md).
   - The allocation ledger against the fleet - orphans and retired servers not released.
   - etcd membership (O(etcd)) against the cluster's control planes.
   - Host configuration - the records of O(host_records), what the roles would change in check mode.
@@ -149,6 +150,7 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import fleet_members
 from ansible_collections.baremetal.k8s.plugins.module_utils.node_health import read_api_servers, read_cluster
+from ansible_collections.baremetal.k8s.plugins.module_utils.node_metadata import fleet_wanted
 from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
 
 
@@ -193,6 +195,8 @@ def run(params, read_live):
     kubernetes_version = cluster.kubernetes_version
     items += drift.fleet_against_cluster(name, members, drift.node_records(nodes),
                                          kubernetes_version=kubernetes_version)
+    wanted = fleet_wanted(fleet, cluster)
+    items += drift.metadata_against_fleet(nodes, {n: w for n, w in wanted.items() if n in members})
     items += drift.api_servers_against_fleet(name, control_planes, api_servers,
                                              kubernetes_version=kubernetes_version)
     report = drift.drift_report(items, fleet_revision=params["fleet_revision"] or fleet_revision(params["fleet"]))

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/recover.yml's refusals and error paths, run for real with ansible-playbook on an inventory whose
 hosts do not answer (ssh to a closed port) and whose API cannot be read: nothing changes, the lock is given
-back, and the message names the problem. The lab proves the recoveries (tests/e2e/test_05_recovery.py)."""
+back, and the message names the problem. The lab proves the recoveries (tests/e2e/test_06_recovery.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery, maintenance, node_metadata) expose the pure functions by name, found
+"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene) expose the pure functions by name, found
 by FQCN."""
 
 from __future__ import annotations
@@ -41,8 +41,16 @@ FILTERS = {
     "maintenance_line": ("maintenance", "decision_line"),
     "maintenance_outcome": ("maintenance", "outcome"),
     "node_metadata_changes": ("node_metadata", "changes_from_kubectl"),
+    "live_rows": ("drift_host", "live_rows"),
+    "live_drift": ("drift_host", "live_drift"),
+    "wireguard_live_drift": ("drift_host", "wireguard_live_drift"),
+    "hygiene_kubeadm_certs": ("hygiene", "kubeadm_certs"),
+    "hygiene_certs_due": ("hygiene", "certs_due"),
+    "hygiene_restarts": ("hygiene", "restarts"),
+    "hygiene_expiring": ("hygiene", "expiring"),
+    "hygiene_tokens_due": ("hygiene", "tokens_due"),
 }
-PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata")
+PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene")
 
 
 def plugin(name):
