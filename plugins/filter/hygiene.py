@@ -11,7 +11,6 @@ from __future__ import annotations
 from ansible_collections.baremetal.k8s.plugins.module_utils import hygiene
 from ansible_collections.baremetal.k8s.plugins.plugin_utils.filters import filters_of
 
-
 # filter name -> the pure function it exposes
 DECISIONS = {
     "hygiene_kubeadm_certs": hygiene.kubeadm_certs,

@@ -381,6 +381,27 @@ def read_cluster(api_client, timeout=10):
     return [node_from_api(n) for n in nodes], [lease_from_api(lease) for lease in leases]
 
 
+def read_api_servers(api_client, timeout=10):
+    """kubeadm's kube-apiserver static pods as ``{node, image}`` (the image's tag is the version it runs)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from .k8s_client import api_error_text
+
+    try:
+        pods = client.CoreV1Api(api_client).list_namespaced_pod(
+            "kube-system", label_selector="component=kube-apiserver", _request_timeout=timeout).items
+    except ApiException as exc:
+        raise LiveStateError("api server", "pods in kube-system", "cannot list them: %s" % api_error_text(exc),
+                             "grant list on pods in kube-system to the credentials in use (RBAC)") from None
+    except (HTTPError, OSError) as exc:
+        raise LiveStateError("api server", "pods in kube-system", api_error_text(exc),
+                             "check that the API server runs and that kubeconfig/host point at it") from None
+    return [{"node": p.spec.node_name if p.spec else None,
+             "image": p.spec.containers[0].image if p.spec and p.spec.containers else None} for p in pods]
+
+
 # --------------------------------------------------------------------------- output
 
 

@@ -23,7 +23,8 @@ from .vocabulary import MANAGED_LABELS_ANNOTATION
 # (not-ready, unreachable, unschedulable, out-of-service), cloud providers', and this collection's own
 # (recovery, maintenance).
 # Cilium taints a node until its agent runs (pod_network: cilium).
-SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/", "baremetal.k8s/", "node.cilium.io/")
+SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/", "baremetal.k8s/",
+                         "node.cilium.io/")
 # The cluster autoscaler's.
 SYSTEM_TAINT_KEYS = frozenset(("ToBeDeletedByClusterAutoscaler", "DeletionCandidateOfClusterAutoscaler"))
 # kubeadm's, on control planes only: on a worker it is an ordinary taint.

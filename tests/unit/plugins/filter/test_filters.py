@@ -1,7 +1,7 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene) expose the pure functions by name, found
-by FQCN."""
+"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene) expose the pure
+functions by name, found by FQCN."""
 
 from __future__ import annotations
 
