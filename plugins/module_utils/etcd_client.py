@@ -212,6 +212,12 @@ class EtcdClient:
         answer = self._call("/v3/cluster/member/remove", {"ID": str(member_id)})
         return [_member(m) for m in answer.get("members", [])]
 
+    def alarms(self) -> list[dict]:
+        """The cluster's active alarms (NOSPACE, CORRUPT) as ``{member_id, alarm}``; empty when there are none."""
+        answer = self._call("/v3/maintenance/alarm", {"action": "GET"})
+        return [{"member_id": str(a.get("memberID", "")), "alarm": a.get("alarm", "NONE")}
+                for a in answer.get("alarms") or []]
+
     def health(self, client_url: str) -> tuple[bool, str]:
         """(healthy, why not) of the member at CLIENT_URL; unreachable is unhealthy."""
         try:
@@ -283,6 +289,8 @@ def member_facts(member: Member, probe: MemberProbe | None = None) -> dict:
             version=status.get("version"),
             raft_index=int(status["raftIndex"]) if "raftIndex" in status else None,
             db_size=int(status["dbSize"]) if "dbSize" in status else None,
+            # etcd 3.6+ reports its backend quota; older ones do not (null: the default or --quota-backend-bytes).
+            db_size_quota=int(status["dbSizeQuota"]) if "dbSizeQuota" in status else None,
         )
     return facts
 
@@ -290,6 +298,7 @@ def member_facts(member: Member, probe: MemberProbe | None = None) -> dict:
 def cluster_facts(client: EtcdClient) -> dict:
     """Members with health and status, the leader and the quorum assessment (etcd_info's result)."""
     members = client.member_list()
+    endpoint = client.answered_by  # the member list's (the alarm call below may be answered elsewhere)
     probes = client.probe(members)
     healthy = {member_id: probe.healthy for member_id, probe in probes.items()}
     summary = assess(members, healthy)
@@ -298,6 +307,18 @@ def cluster_facts(client: EtcdClient) -> dict:
     answered = sorted((p for p in probes.values() if p.status), key=lambda p: not p.healthy)
     leader_id = next((p.status.get("leader") for p in answered if p.status.get("leader") not in (None, "0")), None)
     names = {m.id: m.name for m in members}
+    # Alarms are an extra: a cluster that lists its members but will not say its alarms is still reported.
+    # The alarm list goes through raft, so without quorum it could only time out.
+    alarms, alarms_error = None, "not asked: etcd has no quorum"
+    if summary["has_quorum"]:
+        try:
+            alarms, alarms_error = client.alarms(), ""
+        except EtcdConfigError:
+            raise
+        except EtcdError as exc:
+            alarms, alarms_error = None, str(exc)
+    if alarms:
+        alarms = [dict(a, member_name=names.get(a["member_id"], "")) for a in alarms]
     facts = []
     for member in members:
         entry = member_facts(member, probes[member.id])
@@ -306,4 +327,4 @@ def cluster_facts(client: EtcdClient) -> dict:
         entry["remove_reason"] = removals[member.id].reason
         facts.append(entry)
     return dict(summary, members=facts, leader=names.get(leader_id) if leader_id else None,
-                cluster_id=client.cluster_id, endpoint=client.answered_by)
+                cluster_id=client.cluster_id, endpoint=endpoint, alarms=alarms, alarms_error=alarms_error)

@@ -12,8 +12,8 @@ short_description: Report an etcd cluster's members, their health, and what quor
 version_added: 0.1.0
 description:
   - Lists the members of the etcd cluster (kubeadm's stacked etcd by default), asks each member for its
-    health (C(/health)) and status (leader, raft index, database size) at its own client URL, and
-    computes the quorum numbers.
+    health (C(/health)) and status (leader, raft index, database size and quota) at its own client URL,
+    lists the cluster's alarms, and computes the quorum numbers.
   - Says whether any one voting member may be removed (O(ignore:safe_to_remove_one)) and whether a new
     member may be added (as a voter or as a learner) without losing quorum, with the reason, using the
     same rules as M(baremetal.k8s.etcd_member). See docs/etcd.md.
@@ -97,6 +97,13 @@ members:
     db_size:
       description: The member's database size in bytes (null when it did not answer).
       type: int
+    db_size_quota:
+      description:
+        - The member's backend quota in bytes (C(dbSizeQuota) of its status); past it etcd raises the NOSPACE
+          alarm and refuses writes.
+        - Null when the member did not answer or its etcd version does not report it (before 3.6); etcd's
+          default is 2 GiB unless C(--quota-backend-bytes) says otherwise.
+      type: int
     remove_allowed:
       description: Whether removing this member alone would keep quorum.
       type: bool
@@ -117,6 +124,7 @@ members:
       version: 3.6.16
       raft_index: 48213
       db_size: 4100096
+      db_size_quota: 2147483648
       remove_allowed: true
       remove_reason: removing healthy member cp-1 leaves 2 voting members, 2 healthy (quorum 2)
 leader:
@@ -194,6 +202,29 @@ add_learner_reason:
   type: str
 endpoint:
   description: The endpoint that answered the member list.
+  returned: always
+  type: str
+alarms:
+  description:
+    - The cluster's active alarms (C(/v3/maintenance/alarm)), empty when there are none. V(NOSPACE) - a member's
+      database reached its quota and the cluster refuses writes; V(CORRUPT) - a member's data differs from the others'.
+    - Null when etcd did not say (RV(alarms_error) tells why).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    member_id:
+      description: Id of the member that raised it (decimal string).
+      type: str
+    member_name:
+      description: Its name (empty when it is not in the member list).
+      type: str
+    alarm:
+      description: The alarm.
+      type: str
+      sample: NOSPACE
+alarms_error:
+  description: Why RV(alarms) is null (empty when the alarms were read); without quorum they are not asked.
   returned: always
   type: str
 """
