@@ -129,8 +129,8 @@ def record_from_result(*, host, role, task, item, result, no_log, item_value=Non
     elif isinstance(result.get("status"), dict) and "ActiveState" in result["status"]:
         status = result["status"]
         record["desired"] = _from_args(args)
-        record["observed"] = "ActiveState=%s, UnitFileState=%s" % (status.get("ActiveState"),
-                                                                    status.get("UnitFileState", "?"))
+        record["observed"] = "ActiveState=%s, UnitFileState=%s" % (
+            status.get("ActiveState"), status.get("UnitFileState", "?"))
     else:
         record["desired"] = _from_args(args)
         record["observed"] = "differs (the task would run)" if result.get("msg") == WOULD_RUN else "differs"

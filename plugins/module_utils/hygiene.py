@@ -59,7 +59,7 @@ def certs_due(lines, now, renew_days):
     restart = {name: component for name, _path, _kind, component in KUBEADM_CERTS}
     due = []
     for line in lines or []:
-        name, _, not_after = str(line).partition("\t")
+        name, _sep, not_after = str(line).partition("\t")
         if name not in restart or not not_after.strip().lstrip("-").isdigit():
             continue
         not_after = float(not_after)
@@ -79,7 +79,7 @@ def expiring(lines, now, renew_days, what):
     """Other certificates (the kubelet's) by the same rule, as items named after WHAT[name]."""
     due = []
     for line in lines or []:
-        name, _, not_after = str(line).partition("\t")
+        name, _sep, not_after = str(line).partition("\t")
         if not not_after.strip().lstrip("-").isdigit():
             continue
         not_after = float(not_after)
@@ -105,7 +105,7 @@ def tokens_due(lines, now):
     secret half never leaves the cluster."""
     due = []
     for line in lines or []:
-        token_id, _, expiration = str(line).partition("\t")
+        token_id, _sep, expiration = str(line).partition("\t")
         token_id, expiration = _decoded(token_id), _decoded(expiration)
         if not token_id:
             continue

@@ -239,7 +239,7 @@ def plant_drift(fleet, prefix, allocations):
     picks = iter(workers[::13])  # the 28 workers planted, spread over the racks
 
     def take(count):
-        return [next(picks) for _ in range(count)]
+        return [next(picks) for _index in range(count)]
 
     missing = [control_planes[-1], *take(4)]
     wrong_cidr, cordoned, cordoned_for_maintenance = take(4), take(6), take(2)
@@ -318,4 +318,3 @@ def drift_in_process(kubeconfig, fleet_file, cluster_name):
     compare = time.perf_counter() - start
     return items, {"read": read, "fleet_against_cluster": against_cluster,
                    "metadata_against_fleet": compare - against_cluster, "compare": compare}
-
