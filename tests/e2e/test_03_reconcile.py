@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -36,6 +37,19 @@ def items(report):
     return [item for cluster in report["clusters"] for item in cluster["items"]]
 
 
+def check(lab):
+    """check.yml on the lab (read-only): the run."""
+    return lab.playbook("check.yml", "-e", "check_fleet=" + lab.fleet_file)
+
+
+def verdict_line(run, status, name, target):
+    """The summary line of one verdict, e.g. CRITICAL haproxy_backends host/node-5: ... Fix: ... (the output's
+    YAML wraps long lines: they are joined first; the line ends where the next list item starts)."""
+    text = re.sub(r"\n\s+", " ", run.output)
+    found = re.search(r"\b%s %s %s: (.*?)(?: - '|\n|$)" % (status, name, re.escape(target)), text)
+    return found.group(0) if found else None
+
+
 def changed(run):
     return {host: counts["changed"] for host, counts in run.recap.items() if counts["changed"]}
 
@@ -47,6 +61,11 @@ def test_the_converged_cluster_has_no_drift(lab, first_run, tmp_path):
     assert report["mode"] == "report" and not report["drift"]
     assert changed(run) == {}, "report mode changed something"
     print("report on the converged cluster: %s s" % report["seconds"])
+
+    checked = check(lab)
+    assert checked.rc == 0, "check.yml is not all ok on the converged cluster"
+    assert re.search(r"cluster \S+: OK - \d+ verdicts: 0 critical, 0 warn", checked.output), "check.yml not all ok"
+    assert changed(checked) == {}, "check.yml changed something"
 
 
 @pytest.fixture
@@ -99,6 +118,15 @@ def test_drift_made_by_hand_is_reported_exactly_then_fixed(lab, first_run, tmp_p
         assert item["desired"] not in (None, "") and item["observed"] not in (None, ""), item
     sysctl = next(i for i in found if "net.ipv6.conf.all.forwarding" in i["what"])
     assert (sysctl["desired"], sysctl["observed"]) == ("1", "0")
+
+    # While they last, the checker turns the HAProxy and WireGuard faults into verdicts with their fixes.
+    checked = check(lab)
+    assert checked.rc != 0, "a stopped HAProxy is critical: check.yml must fail"
+    haproxy = verdict_line(checked, "CRITICAL", "haproxy_backends", "host/" + hand["lb_worker"])
+    wireguard = verdict_line(checked, "(WARN|CRITICAL)", "wireguard_handshakes", "host/" + hand["peer_host"])
+    assert haproxy and "Fix:" in haproxy, checked.output[-3000:]
+    assert wireguard and "Fix:" in wireguard and hand["peer"] in wireguard, checked.output[-3000:]
+    assert changed(checked) == {}, "check.yml changed something"
 
     run, fixed = reconcile(lab, tmp_path, "-e", "reconcile_mode=fix")
     assert run.rc == 0, "reconcile.yml fix failed"
