@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from . import cluster_check_probes as probes_
 from .errors import BaremetalError
 from .node_health import HealthOptions, assess
+from .vocabulary import CHECK_STATUSES
 
-# Worst last: the overall status is the highest index found. (vocabulary.py is where this belongs.)
-CHECK_STATUSES = ("ok", "warn", "critical")
 NODE_ROLES = ("control_plane", "etcd", "worker")
 SKIPPED_STATES = ("spare", "retired", "failed")  # servers that are not expected to serve the cluster
 ETCD_DEFAULT_QUOTA = 2 * 1024 ** 3  # etcd's --quota-backend-bytes default

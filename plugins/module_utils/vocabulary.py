@@ -46,6 +46,8 @@ LEDGER_STORES = ("file", "kubernetes")
 # Drift (reconciliation, drift.py): what kind of intent differs, and how much fixing it risks, lowest first.
 DRIFT_KINDS = ("host", "fleet", "ledger", "etcd", "security")
 RISK_LEVELS = ("low", "medium", "high")
+# The checker's verdicts (cluster_check.py), best first: the overall status is the worst one.
+CHECK_STATUSES = ("ok", "warn", "critical")
 
 # Node annotations: who cordoned a node for this collection and why (node_drain writes them, node_health reads them).
 CORDONED_BY_ANNOTATION = "baremetal.k8s/cordoned-by"
