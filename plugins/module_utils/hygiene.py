@@ -57,16 +57,8 @@ def certs_due(lines, now, renew_days):
     LINES: the probe's ``NAME<TAB>NOT_AFTER`` per certificate (NOT_AFTER in epoch seconds; ``missing``
     for a file that is not there, which kubeadm does not renew either, so it is left out)."""
     restart = {name: component for name, _path, _kind, component in KUBEADM_CERTS}
-    due = []
-    for line in lines or []:
-        name, _sep, not_after = str(line).partition("\t")
-        if name not in restart or not not_after.strip().lstrip("-").isdigit():
-            continue
-        not_after = float(not_after)
-        if not_after - now < renew_days * DAY:
-            due.append({"name": name, "desired": "valid for more than %d days" % renew_days,
-                        "observed": _expiry_text(not_after, now), "restart": restart[name]})
-    return due
+    return [{"name": name, "desired": desired, "observed": observed, "restart": restart[name]}
+            for name, desired, observed in _expiring_rows(lines, now, renew_days) if name in restart]
 
 
 def restarts(due):
@@ -77,16 +69,20 @@ def restarts(due):
 
 def expiring(lines, now, renew_days, what):
     """Other certificates (the kubelet's) by the same rule, as items named after WHAT[name]."""
-    due = []
+    return [{"name": what.get(name, name), "desired": desired, "observed": observed, "cert": name}
+            for name, desired, observed in _expiring_rows(lines, now, renew_days)]
+
+
+def _expiring_rows(lines, now, renew_days):
+    """``(name, desired, observed)`` of the ``NAME<TAB>NOT_AFTER`` lines that expire within RENEW_DAYS of NOW;
+    lines without an epoch NOT_AFTER (``missing``) are skipped."""
     for line in lines or []:
         name, _sep, not_after = str(line).partition("\t")
         if not not_after.strip().lstrip("-").isdigit():
             continue
         not_after = float(not_after)
         if not_after - now < renew_days * DAY:
-            due.append({"name": what.get(name, name), "desired": "valid for more than %d days" % renew_days,
-                        "observed": _expiry_text(not_after, now), "cert": name})
-    return due
+            yield name, "valid for more than %d days" % renew_days, _expiry_text(not_after, now)
 
 
 def _decoded(text):

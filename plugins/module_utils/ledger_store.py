@@ -332,6 +332,17 @@ def store_for_fleet(fleet, overrides=None, ledger=ALLOCATIONS):
     return open_store(fleet_file=fleet.source, ledger=ledger, **settings)
 
 
+def apply_operations(fleet, params, state):
+    """FLEET as it is run, for a module with STORE_ARGUMENT_SPEC: the recovery STATE's marks (failed,
+    maintenance) and then the placement ledger of its store applied on top of the fleet file. Returns the
+    warnings of both."""
+    from .placement.ledger import apply_placement
+    from .recovery_state import apply_marks
+
+    warnings = apply_marks(fleet, state)
+    return warnings + apply_placement(fleet, store_for_fleet(fleet, store_overrides(params), ledger=PLACEMENT))
+
+
 def recovery_store(fleet, params):
     """The recovery state's store for a module with STORE_ARGUMENT_SPEC and ``recovery_file`` options."""
     return store_for_fleet(fleet, store_overrides(params, file=params.get("recovery_file")), ledger=RECOVERY)

@@ -142,8 +142,8 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.k8s_client import (
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     ALLOCATIONS,
-    PLACEMENT,
     STORE_ARGUMENT_SPEC,
+    apply_operations,
     recovery_store,
     store_for_fleet,
     store_overrides,
@@ -151,7 +151,6 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import 
 from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import fleet_members
 from ansible_collections.baremetal.k8s.plugins.module_utils.node_health import read_api_servers, read_cluster
 from ansible_collections.baremetal.k8s.plugins.module_utils.node_metadata import fleet_wanted
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
 
 
 def fleet_revision(path):
@@ -169,11 +168,9 @@ def run(params, read_live):
         raise drift.DriftError("cluster %r is not in the fleet file" % name,
                                "use one of: %s" % ", ".join(sorted(fleet.clusters)), where=params["fleet"],
                                path="clusters")
-    overrides = store_overrides(params)
     store = recovery_store(fleet, params)
-    warnings = recovery_state.apply_marks(fleet, recovery_state.check_state(store.read(), store.description))
-    warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
-    ledger = store_for_fleet(fleet, overrides, ledger=ALLOCATIONS).read()
+    warnings = apply_operations(fleet, params, recovery_state.check_state(store.read(), store.description))
+    ledger = store_for_fleet(fleet, store_overrides(params), ledger=ALLOCATIONS).read()
     members = fleet_members(fleet, ledger, name)
     hosts = set(members)
     # Load balancers that are neither control plane nor worker have no Node.

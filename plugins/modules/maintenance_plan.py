@@ -140,29 +140,26 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.errors import Bareme
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
     ALLOCATIONS,
-    PLACEMENT,
     STORE_ARGUMENT_SPEC,
+    apply_operations,
     recovery_store,
     store_for_fleet,
     store_overrides,
 )
 from ansible_collections.baremetal.k8s.plugins.module_utils.maintenance import fleet_members, plan_maintenance
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
 from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import etcd_state_from_info
 
 
 def run(params):
     fleet = load_fleet(params["fleet"])
-    overrides = store_overrides(params)
     store = recovery_store(fleet, params)
     state = recovery_state.check_state(store.read(), store.description)
     for name in params["starting"]:  # what this run's marks will say (check mode writes none)
         recovery_state.mark_maintenance(state, name, params["reason"], now=0.0, by="this run")
     for name in params["ending"]:
         recovery_state.clear_maintenance(state, name)
-    warnings = recovery_state.apply_marks(fleet, state)
-    warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
-    ledger = store_for_fleet(fleet, overrides, ledger=ALLOCATIONS).read()
+    warnings = apply_operations(fleet, params, state)
+    ledger = store_for_fleet(fleet, store_overrides(params), ledger=ALLOCATIONS).read()
     etcd = {name: etcd_state_from_info(info, "etcd.%s" % name) for name, info in (params["etcd"] or {}).items()}
     plan = plan_maintenance(fleet_members(fleet, ledger, params["cluster"]), params["health"], state, etcd=etcd)
     return dict(plan.as_dict(), changed=False, recovery_state=store.description), warnings

@@ -201,13 +201,10 @@ from ansible_collections.baremetal.k8s.plugins.module_utils import recovery_stat
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.fleet import load_fleet
 from ansible_collections.baremetal.k8s.plugins.module_utils.ledger_store import (
-    PLACEMENT,
     STORE_ARGUMENT_SPEC,
+    apply_operations,
     recovery_store,
-    store_for_fleet,
-    store_overrides,
 )
-from ansible_collections.baremetal.k8s.plugins.module_utils.placement.ledger import apply_placement
 from ansible_collections.baremetal.k8s.plugins.module_utils.recovery_plan import (
     etcd_state_from_info,
     fleet_members,
@@ -231,12 +228,10 @@ def run(module):
     params = module.params
     now = params["now"] if params["now"] is not None else time.time()
     fleet = load_fleet(params["fleet"])
-    overrides = store_overrides(params)
     store = recovery_store(fleet, params)
     state = recovery_state.check_state(store.read(), store.description)
     # Servers this job marked failed are failed for the plan too (refused, not remediated again).
-    placement_warnings = recovery_state.apply_marks(fleet, state)
-    placement_warnings += apply_placement(fleet, store_for_fleet(fleet, overrides, ledger=PLACEMENT))
+    placement_warnings = apply_operations(fleet, params, state)
     policy = recovery_policy_from_dict(params["policy"])
     etcd = {name: etcd_state_from_info(info, "etcd.%s" % name) for name, info in (params["etcd"] or {}).items()}
     members = fleet_members(fleet, params["cluster"])
