@@ -453,6 +453,9 @@ def write_lab_vars(directory):
         handle.write('bmk8s_kubeconfig: "{{ inventory_dir }}/../kubeconfigs/'
                      '{{ fleet_cluster | default(\'none\') }}.conf"\n')
         handle.write("bmk8s_kubeconfig_save: true\n")
+        # Nodes turn NotReady after 20 s without a heartbeat instead of 50: recovery's detection starts
+        # sooner (the e2e breakages wait less; the kubelets here report every 10 s).
+        handle.write('k8s_control_plane_node_monitor_grace_period: "20s"\n')
 
 
 def lab_secrets_path(directory):

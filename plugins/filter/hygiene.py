@@ -18,6 +18,7 @@ DECISIONS = {
     "hygiene_restarts": hygiene.restarts,
     "hygiene_expiring": hygiene.expiring,
     "hygiene_tokens_due": hygiene.tokens_due,
+    "hygiene_secrets_due": hygiene.secrets_due,
 }
 
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Secret and certificate hygiene: which certificates to renew and which bootstrap tokens to remove.
+"""Secret and certificate hygiene: which key files to restrict, which certificates to renew and which
+bootstrap tokens to remove.
 Pure, with ``now`` passed in (the role k8s_hygiene probes the hosts and acts; docs/reconcile.md).
 
 Each decision is an item the role loops over: ``name``, ``desired`` and ``observed`` (what the drift
@@ -117,3 +118,23 @@ def tokens_due(lines, now):
             due.append({"name": "bootstrap token %s" % token_id, "id": token_id,
                         "desired": "no expired token", "observed": "expired %s" % iso(when)})
     return due
+
+
+def _octal(mode):
+    """A file mode as find returns it ('0600') or a role default gives it ('0600', '600', 384): an int."""
+    if isinstance(mode, int):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        return None
+
+
+def secrets_due(files, mode):
+    """The private keys and kubeconfigs whose owner or mode is not root:root and MODE.
+
+    FILES: ansible.builtin.find's ``files`` (``path``, ``mode``, ``uid``, ``gid``). Only these get a
+    file task: one round trip per wrong file, not one per key on every host and every run."""
+    wanted = _octal(mode)
+    return [entry for entry in files or []
+            if _octal(entry.get("mode", "")) != wanted or entry.get("uid") != 0 or entry.get("gid") != 0]

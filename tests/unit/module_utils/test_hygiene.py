@@ -54,3 +54,18 @@ class TestTokensDue:
 
     def test_a_token_valid_in_the_future_is_kept(self):
         assert hygiene.tokens_due([b64("abcdef") + "\t" + b64("2030-01-01T00:00:00+00:00")], NOW) == []
+
+
+class TestSecretsDue:
+    def test_only_files_with_a_wrong_mode_or_owner_are_due(self):
+        files = [{"path": "/etc/kubernetes/pki/ca.key", "mode": "0600", "uid": 0, "gid": 0},
+                 {"path": "/etc/kubernetes/admin.conf", "mode": "0644", "uid": 0, "gid": 0},
+                 {"path": "/etc/wireguard/wg0.key", "mode": "0600", "uid": 1000, "gid": 0},
+                 {"path": "/var/lib/kubelet/pki/kubelet.key", "mode": "0600", "uid": 0, "gid": 5}]
+        assert [f["path"] for f in hygiene.secrets_due(files, "0600")] == [
+            "/etc/kubernetes/admin.conf", "/etc/wireguard/wg0.key", "/var/lib/kubelet/pki/kubelet.key"]
+
+    def test_the_mode_may_be_written_without_the_leading_zero_or_as_a_number(self):
+        files = [{"path": "/k", "mode": "0600", "uid": 0, "gid": 0}]
+        assert hygiene.secrets_due(files, "600") == [] and hygiene.secrets_due(files, 0o600) == []
+        assert hygiene.secrets_due(files, "0400") == files

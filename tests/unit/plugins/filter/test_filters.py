@@ -49,6 +49,7 @@ FILTERS = {
     "hygiene_restarts": ("hygiene", "restarts"),
     "hygiene_expiring": ("hygiene", "expiring"),
     "hygiene_tokens_due": ("hygiene", "tokens_due"),
+    "hygiene_secrets_due": ("hygiene", "secrets_due"),
 }
 PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene")
 
