@@ -23,6 +23,8 @@ The tree (each subclass lives beside the code that raises it)::
     +-- K8sClientError (k8s_client.py)     no usable Kubernetes credentials
     +-- PlacementError (placement/model.py) an intent or option the planner cannot use
     +-- EtcdError (etcd_client.py)         an etcd request failed (EtcdConfigError: bad options)
+    +-- EtcdBackupError (etcd_backup.py)   bad input to snapshots, retention or the PKI bundle
+    |   +-- PkiBundleError                 a PKI bundle will not open (wrong passphrase, damaged)
     +-- DrainError (k8s_drain_model.py)    a drain could not finish (DrainOptionError: bad options)
     +-- NodeHealthError (node_health.py)   bad input to the health assessment
     +-- RemediationError (remediation.py)  bad input to the remediation policy

@@ -4,7 +4,8 @@
 
 etcd serves its v3 API as JSON on every client URL (the gRPC gateway is on by
 default): ``POST /v3/cluster/member/list``, ``/v3/cluster/member/remove``,
-``/v3/maintenance/status``; plus ``GET /health``. uint64 fields (member ids,
+``/v3/maintenance/status``, ``/v3/maintenance/snapshot`` (a stream, see
+``EtcdClient.snapshot``); plus ``GET /health``. uint64 fields (member ids,
 raft index, db size) come back as decimal strings, and ids are sent back the
 same way so no precision is lost.
 
@@ -17,6 +18,9 @@ EtcdError naming the endpoint and what to check; no traceback reaches the user.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import http.client
 import json
 import os
 import socket
@@ -45,6 +49,9 @@ ETCD_ARGUMENT_SPEC = {
     "client_key": {"type": "path", "default": KUBEADM_ETCD_CLIENT_KEY, "no_log": False},
     "timeout": {"type": "float", "default": 5.0},
 }
+
+# Seconds to wait for each chunk of a snapshot stream (a large database on a busy disk is slow to start).
+SNAPSHOT_TIMEOUT = 120.0
 
 # gRPC status codes etcd's gateway puts in its error bodies.
 GRPC_NOT_FOUND = 5
@@ -128,6 +135,7 @@ class EtcdClient:
         self.timeout = timeout
         self.answered_by = ""  # the endpoint that answered the last cluster call
         self.cluster_id = ""  # from the last member list
+        self.snapshot_version = None  # the storage version the last snapshot stream named
         self._ssl = None
 
     # ---- transport
@@ -154,8 +162,8 @@ class EtcdClient:
             self._ssl = ctx
         return self._ssl
 
-    def _request(self, url: str, body: dict | None = None, timeout: float | None = None) -> dict:
-        """POST BODY as JSON (GET without one) to URL; the answer's JSON. Raises EtcdError."""
+    def _open(self, url: str, body: dict | None, timeout: float):
+        """The open HTTP response of a POST of BODY as JSON (GET without one) to URL. Raises EtcdError."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
                                          headers={"Content-Type": "application/json"})
@@ -164,13 +172,14 @@ class EtcdClient:
         if url.startswith("https://"):
             handlers.append(urllib.request.HTTPSHandler(context=self._context()))
         try:
-            with urllib.request.build_opener(*handlers).open(request, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
+            return urllib.request.build_opener(*handlers).open(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
                 answer = json.loads(raw)
             except ValueError:
+                answer = {}
+            if not isinstance(answer, dict):
                 answer = {}
             message = (answer.get("message") or answer.get("error") or answer.get("reason")
                        or raw[:200].decode(errors="replace"))
@@ -178,6 +187,14 @@ class EtcdClient:
             raise EtcdError("%s answered HTTP %s: %s%s" % (url, exc.code, message, hint),
                             code=answer.get("code"), http_status=exc.code) from None
         except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
+            raise EtcdError("cannot reach etcd at %s: %s" % (url, _hint(exc, url))) from None
+
+    def _request(self, url: str, body: dict | None = None, timeout: float | None = None) -> dict:
+        """POST BODY as JSON (GET without one) to URL; the answer's JSON. Raises EtcdError."""
+        try:
+            with self._open(url, body, timeout or self.timeout) as resp:
+                raw = resp.read()
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:  # the answer broke off
             raise EtcdError("cannot reach etcd at %s: %s" % (url, _hint(exc, url))) from None
         try:
             return json.loads(raw)
@@ -233,6 +250,71 @@ class EtcdClient:
     def status(self, client_url: str) -> dict:
         """/v3/maintenance/status of the member at CLIENT_URL: leader, raftIndex, dbSize, version..."""
         return self._request(client_url.rstrip("/") + "/v3/maintenance/status", {})
+
+    def snapshot(self, out_file, client_url: str | None = None, timeout: float = SNAPSHOT_TIMEOUT) -> int:
+        """Stream a snapshot of ONE member's database into OUT_FILE (a path or a binary file); bytes written.
+
+        ``POST /v3/maintenance/snapshot`` at CLIENT_URL (default: the first endpoint). The gateway answers a
+        stream of newline-delimited JSON objects, ``{"result": {"remaining_bytes": "N", "blob": "<base64>",
+        "version": "3.6.0"}}``, 32 KiB of the database each (``remaining_bytes`` left out once it is 0; the
+        last object carries the 32-byte sha256 trailer etcd appends), or ``{"error": {...}}`` when it fails
+        midway. Each chunk is written as it comes, never the whole database in memory. TIMEOUT bounds each
+        wait for the next chunk, not the whole transfer. The storage version the stream names is kept in
+        ``snapshot_version``. Raises EtcdError (a stream that ends early included).
+        """
+        url = (client_url or self.endpoints[0]).rstrip("/") + "/v3/maintenance/snapshot"
+        self.snapshot_version = None
+        if isinstance(out_file, (str, bytes, os.PathLike)):
+            with open(out_file, "wb") as handle:
+                return self.snapshot(handle, client_url, timeout)
+        written, remaining, chunks = 0, None, 0
+        try:
+            with self._open(url, {}, timeout) as resp:
+                while True:
+                    line = resp.readline()
+                    if not line:
+                        break
+                    if not line.strip():
+                        continue
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        raise EtcdError("%s: the snapshot stream has a line that is not JSON (%r...) after %d "
+                                        "bytes: is this etcd's v3 gateway?" % (url, line[:80], written)) from None
+                    if not isinstance(message, dict):
+                        message = {}
+                    if message.get("error"):
+                        error = message["error"]
+                        error = error if isinstance(error, dict) else {"message": str(error)}
+                        raise EtcdError("%s: etcd stopped the snapshot after %d bytes: %s; check the member's log "
+                                        "and disk, or take it from another member"
+                                        % (url, written, error.get("message") or error),
+                                        code=error.get("code", error.get("grpc_code")))
+                    result = message.get("result")
+                    if not isinstance(result, dict):
+                        raise EtcdError("%s: unexpected snapshot stream message %r: is this etcd's v3 gateway?"
+                                        % (url, line[:80]))
+                    try:
+                        blob = base64.b64decode(result.get("blob") or "", validate=True)
+                        remaining = int(result.get("remaining_bytes") or 0)
+                    except (binascii.Error, ValueError):
+                        raise EtcdError("%s: a snapshot chunk is not base64 after %d bytes" % (url, written)) \
+                            from None
+                    self.snapshot_version = result.get("version") or self.snapshot_version
+                    out_file.write(blob)
+                    written += len(blob)
+                    chunks += 1
+        except EtcdError:
+            raise
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            raise EtcdError("%s: the snapshot stream broke off after %d bytes: %s; the member may have restarted or "
+                            "the network dropped, take it again (or from another member)"
+                            % (url, written, _hint(exc, url))) from None
+        if not chunks or remaining:
+            raise EtcdError("%s: the snapshot stream ended after %d bytes%s; take it again (or from another member)"
+                            % (url, written, " with %d bytes still to come" % remaining if remaining else
+                               " without any data"))
+        return written
 
     def probe_member(self, member: Member) -> MemberProbe:
         if not member.client_urls:
