@@ -41,6 +41,8 @@ _CATALOG = (
     ("kubelet", "binary", ALL_NODES, POD_NETWORKS),
     ("kubectl", "binary", ALL_NODES, POD_NETWORKS),
     ("crictl", "binary", ALL_NODES, POD_NETWORKS),
+    # etcd's offline tool: etcd_restore.yml restores a snapshot with it (Debian's etcd 3.4 is too old).
+    ("etcdutl", "binary", ("control_plane",), POD_NETWORKS),
     ("kube-apiserver", "image", ("control_plane",), POD_NETWORKS),
     ("kube-controller-manager", "image", ("control_plane",), POD_NETWORKS),
     ("kube-scheduler", "image", ("control_plane",), POD_NETWORKS),

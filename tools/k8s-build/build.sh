@@ -127,7 +127,8 @@ build_kubernetes() {
 
 build_etcd() {
   # etcd's version is a constant in go.etcd.io/etcd/api/v3/version; only the git sha is -X.
-  go_build etcd "-s -w" "" etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3
+  go_build etcd "-s -w" "" etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 \
+    etcdutl=go.etcd.io/etcd/etcdutl/v3
 }
 
 build_kwok() {
