@@ -12,9 +12,10 @@ short_description: List, verify and prune the etcd snapshots of a cluster kept i
 version_added: 0.1.0
 description:
   - Works on the snapshots M(baremetal.k8s.etcd_snapshot) writes, in O(path) on the host the task runs on
-    (normally the controller or the backup host) - files named C(<cluster>-<UTC %Y%m%dT%H%M%SZ>-r<revision>.db)
-    with a manifest next to each (the snapshot's file name with C(.json) appended). Files whose names do not parse are listed in RV(ignored)
-    and never deleted; other clusters' snapshots are left alone.
+    (normally the controller or the backup host) - files named
+    C(<cluster>-<UTC %Y%m%dT%H%M%SZ>-r<revision>.db) with a manifest next to each (the snapshot's file name
+    with C(.json) appended). Files whose names do not parse are listed in RV(ignored) and never deleted;
+    other clusters' snapshots are left alone.
   - O(state=list) lists the snapshots with their manifests and a quick verification (the file is there, not
     empty, its size is the manifest's, and the manifest says etcd's hash trailer matched when it was
     taken). Nothing is hashed, so it is cheap enough for a checker's "age of the last snapshot".

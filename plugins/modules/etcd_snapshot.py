@@ -14,12 +14,12 @@ description:
   - Streams a snapshot of the etcd database (kubeadm's stacked etcd by default) from one healthy member
     through etcd's v3 JSON gateway (C(/v3/maintenance/snapshot), what C(etcdctl snapshot save) asks for),
     into O(dest) on the host the task runs on.
-  - The snapshot is written to C(<name>.part) as it arrives, never held in memory, its etcd sha256 trailer
-    is checked, and only then is it renamed to its final name
-    C(<cluster>-<UTC %Y%m%dT%H%M%SZ>-r<revision>.db) (mode 0600). A manifest C(<name>.json), the snapshot's
-    file name with C(.json) appended (mode 0600), next to it records the cluster, the member, the endpoint, the revision, the etcd version, when, the size,
-    the sha256 of the file and whether etcd's own hash matched. A snapshot whose trailer does not match is
-    deleted and the task fails.
+  - The snapshot is written to C(<name>.part) (its final file name with C(.part) appended) as it
+    arrives, never held in memory; its etcd sha256 trailer is checked, and only then is it renamed to its
+    final name C(<cluster>-<UTC %Y%m%dT%H%M%SZ>-r<revision>.db) (mode 0600). A manifest next to it, the
+    snapshot's file name with C(.json) appended (mode 0600), records the cluster, the member, the endpoint,
+    the revision, the etcd version, when, the size, the sha256 of the file and whether etcd's own hash
+    matched. A snapshot whose trailer does not match is deleted and the task fails.
   - The member is chosen among the healthy ones, asked in parallel like M(baremetal.k8s.etcd_info) does -
     a cluster with a member down still snapshots from a healthy one. Without O(member), a healthy
     voting follower is used before the leader (a snapshot reads the whole database and sends it over the
