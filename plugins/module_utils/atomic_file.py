@@ -9,7 +9,7 @@ never leave a half-written file or lose an update:
 
 - ``locked(path)`` takes an exclusive ``flock`` on ``<path>.lock`` for a
   read-modify-write cycle; a second process waits (bounded by ``timeout``).
-- ``atomic_write_text(path, text)`` writes a temporary file in the same
+- ``atomic_write_text(path, text)`` (``atomic_write_bytes`` for bytes) writes a temporary file in the same
   directory, fsyncs it and renames it over ``path``; readers see the old or
   the new content, never a mix.
 """
@@ -59,13 +59,22 @@ def locked(path, timeout=60.0, poll=0.05):
 
 
 def atomic_write_text(path, text, mode=0o644):
-    """Replace ``path`` with ``text`` atomically (temp file, fsync, rename)."""
+    """Replace ``path`` with ``text`` (UTF-8) atomically (temp file, fsync, rename)."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_write_bytes(path, data, mode=0o644):
+    """Replace ``path`` with the bytes ``data`` atomically (temp file, fsync, rename).
+
+    The temporary file is created 0600 (``mkstemp``) and only given ``mode`` once written, so a secret is never
+    readable by others on the way.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
