@@ -608,3 +608,75 @@ def collect_pki(root: str = KUBEADM_PKI_DIR, names=KUBEADM_PKI_FILES) -> dict:
                                   "run on a kubeadm control plane (kubeadm init writes it) as root", where=path) \
                 from None
     return files
+
+
+# --------------------------------------------------------------------------- the backup job's words
+
+
+def pki_files(_unused=None) -> list:
+    """KUBEADM_PKI_FILES as a list (etcd_backup.yml reads them with slurp)."""
+    return list(KUBEADM_PKI_FILES)
+
+
+def backup_line(result: dict) -> str:
+    """One summary line of etcd_backup.yml for one cluster's result (the play's etcd_backup_result)."""
+    size = result.get("size")
+    size_text = "%.1f MB" % (int(size) / 1e6) if str(size or "").isdigit() else "size unknown"
+    pruned = result.get("pruned") or []
+    return ("cluster %s: %s (revision %s, %s) from %s, stored in %s%s; %s kept, %d pruned%s" % (
+        result.get("cluster"), result.get("snapshot"), result.get("revision"), size_text, result.get("member"),
+        result.get("stored"), " with its PKI bundle" if result.get("pki_bundle") in (True, "True", "true") else "",
+        result.get("kept"), len(pruned), (" (%s)" % ", ".join(pruned)) if pruned else ""))
+
+
+# Far past any revision the cluster can have reached since the snapshot: watchers never see revisions go back
+# (etcd's own advice for restoring a Kubernetes etcd; --mark-compacted makes them re-list).
+RESTORE_BUMP_REVISION = 1_000_000_000
+RESTORE_DATA_DIR = "/var/lib/etcd"  # kubeadm's stacked etcd
+
+
+def restore_plan(manifest: dict, members: list, now: float, data_dir: str = RESTORE_DATA_DIR) -> dict:
+    """How etcd_restore.yml restores the snapshot of MANIFEST onto MEMBERS ([{name, peer_url}] or
+    {name: peer_url}, every control plane of the cluster): one ``etcdutl snapshot restore`` per member with the same initial cluster and a new
+    cluster token, the old data directory moved aside (never deleted), and the plan's lines for the job log."""
+    if not isinstance(manifest, dict) or not manifest.get("cluster"):
+        raise EtcdBackupError("the snapshot's manifest has no cluster", "restore a snapshot taken by etcd_backup.yml "
+                              "(its <name>.db.json names the cluster)", where="manifest")
+    if isinstance(members, dict):  # {name: peer_url}, in the inventory's order
+        members = [{"name": name, "peer_url": url} for name, url in members.items()]
+    problems = []
+    names = [str(m.get("name") or "") for m in members or []]
+    if not names:
+        problems.append("no control plane to restore onto")
+    if len(set(names)) != len(names) or "" in names:
+        problems.append("member names are empty or repeated: %s" % names)
+    for member in members or []:
+        if not str(member.get("peer_url", "")).startswith("https://"):
+            problems.append("%s: peer URL %r is not https://ADDRESS:2380"
+                            % (member.get("name"), member.get("peer_url")))
+    if problems:
+        raise EtcdBackupError("; ".join(problems), "give every control plane of the cluster with its private address",
+                              where="members")
+    stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime(TIME_FORMAT)
+    token = "bmk8s-restore-%s-%s" % (manifest["cluster"], stamp.lower())
+    initial = ",".join("%s=%s" % (m["name"], m["peer_url"]) for m in members)
+    moved = "%s.before-restore-%s" % (data_dir.rstrip("/"), stamp)
+    argv = {}
+    for member in members:
+        argv[member["name"]] = [
+            "etcdutl", "snapshot", "restore", "SNAPSHOT", "--name", member["name"], "--initial-cluster", initial,
+            "--initial-cluster-token", token, "--initial-advertise-peer-urls", member["peer_url"],
+            "--data-dir", data_dir, "--bump-revision", str(RESTORE_BUMP_REVISION), "--mark-compacted"]
+    lines = [
+        "restore %s (cluster %s, revision %s, taken %s from %s)" % (
+            manifest.get("name") or "the snapshot", manifest["cluster"], manifest.get("revision"),
+            manifest.get("taken_at"), manifest.get("member")),
+        "stop kube-apiserver and etcd on %s (their static pod manifests held aside)" % ", ".join(names),
+        "move %s aside to %s on each (kept, never deleted)" % (data_dir, moved),
+        "restore the same snapshot on every member: initial cluster %s, new cluster token %s, revisions bumped "
+        "by %d and marked compacted" % (initial, token, RESTORE_BUMP_REVISION),
+        "start etcd on all, wait for quorum; start kube-apiserver; verify the members, the API through the VIP, "
+        "every node Ready and the kube-system pods running",
+    ]
+    return {"token": token, "initial_cluster": initial, "data_dir": data_dir, "moved_data_dir": moved,
+            "argv": argv, "lines": lines, "members": names}

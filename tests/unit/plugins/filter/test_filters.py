@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene) expose the pure
+"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene, etcd_backup) expose the pure
 functions by name, found by FQCN."""
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ FILTERS = {
     "hygiene_expiring": ("hygiene", "expiring"),
     "hygiene_tokens_due": ("hygiene", "tokens_due"),
     "hygiene_secrets_due": ("hygiene", "secrets_due"),
+    "etcd_backup_pki_files": ("etcd_backup", "pki_files"),
+    "etcd_backup_line": ("etcd_backup", "backup_line"),
+    "etcd_restore_plan": ("etcd_backup", "restore_plan"),
 }
-PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene")
+PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene", "etcd_backup")
 
 
 def plugin(name):

@@ -1,0 +1,157 @@
+# Copyright: baremetal.k8s contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""L3: etcd_backup.yml and etcd_restore.yml on the lab cluster, for real (docs/etcd.md).
+
+A backup while one control plane's etcd is down comes from a healthy member and lands off the node, with
+the sealed PKI beside it. Marker ConfigMaps are snapshotted, then deleted and a new object made; the
+restore refuses without its confirmation, refuses a snapshot with a flipped byte and changes nothing under
+--check, each time before anything stops. Then etcd is destroyed on all three control planes (kubelet
+stopped, etcd and the API servers stopped, the data directory removed) and etcd_restore.yml brings the
+cluster back: the markers are there, the new object is gone, three healthy voting members, every node
+Ready, the kube-system pods running. The test prints the restore's time to a healthy cluster (RTO).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.lab]
+
+PKI_KEY = "lab-backup-passphrase-0123456789"  # the operator's passphrase (in production: the vault)
+MARKERS = ("bmk8s-marker-1", "bmk8s-marker-2")
+AFTER = "bmk8s-made-after-the-snapshot"
+
+
+@pytest.fixture(scope="module")
+def backup_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("etcd-backups"))
+
+
+def backup(lab, backup_dir, *args):
+    return lab.playbook("etcd_backup.yml", "-e", "etcd_backup_dir=" + backup_dir,
+                        "-e", "etcd_backup_pki_key=" + PKI_KEY, *args)
+
+
+def restore(lab, backup_dir, *args):
+    return lab.playbook("etcd_restore.yml", "-e", "etcd_restore_cluster=" + lab.name,
+                        "-e", "etcd_backup_dir=" + backup_dir, "-e", "etcd_restore_pki_key=" + PKI_KEY, *args)
+
+
+def snapshots(backup_dir):
+    return sorted(name for name in os.listdir(backup_dir) if name.endswith(".db"))
+
+
+def running(lab, host, name):
+    return lab.sh(host, "crictl ps -q --state running --name '^%s$'" % name).stdout.split()
+
+
+def wait_for(what, check, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(3)
+
+
+def control_planes(lab):
+    return lab.hosts()[:3]
+
+
+def untouched(lab):
+    """Nothing was stopped: etcd and the API server run on every control plane, their manifests in place."""
+    for host in control_planes(lab):
+        assert running(lab, host, "etcd") and running(lab, host, "kube-apiserver"), host
+        assert lab.sh(host, "test -f /etc/kubernetes/manifests/etcd.yaml").returncode == 0, host
+
+
+def test_backup_with_one_etcd_member_down_comes_from_a_healthy_one(lab, first_run, backup_dir):
+    first = control_planes(lab)[0]
+    assert lab.sh(first, "mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml.held").returncode == 0
+    try:
+        wait_for("etcd to stop on " + first, lambda: not running(lab, first, "etcd"))
+        run = backup(lab, backup_dir)
+    finally:
+        lab.sh(first, "mv /root/etcd.yaml.held /etc/kubernetes/manifests/etcd.yaml")
+    assert run.rc == 0, "etcd_backup.yml failed with one member down"
+    line = re.search(r"cluster %s: (\S+) \(revision \d+, [\d.]+ MB\) from (\S+), stored in" % lab.name, run.output)
+    assert line, run.output[-3000:]
+    assert line.group(2) != first, "the snapshot came from the member that was down"
+    name = line.group(1)
+    assert snapshots(backup_dir) == [name]
+    for suffix in (".db", ".db.json", ".pki"):
+        path = os.path.join(backup_dir, name[:-3] + suffix)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    with open(os.path.join(backup_dir, name + ".json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert manifest["etcd_hash_ok"] and manifest["cluster"] == lab.name and manifest["pki_bundle"]
+    assert PKI_KEY not in run.output, "the passphrase is in the job's output"
+    wait_for("etcd on %s to rejoin" % first, lambda: len(running(lab, first, "etcd")) > 0)
+    wait_for("three healthy members", lambda: "false" not in lab.etcdctl(first, "endpoint health --cluster").stdout
+             and lab.etcdctl(first, "endpoint health --cluster").returncode == 0)
+
+
+def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
+    cp = control_planes(lab)
+    for marker in MARKERS:
+        lab.kubectl(cp[0], "create configmap", marker, "--namespace default --from-literal=made=before")
+    run = backup(lab, backup_dir, "-e", "etcd_backup_keep_last=1")
+    assert run.rc == 0, "etcd_backup.yml failed"
+    assert re.search(r"1 kept, 1 pruned", run.output), "keep_last=1 must prune the older snapshot"
+    [good] = snapshots(backup_dir)
+    for marker in MARKERS:
+        lab.kubectl(cp[0], "delete configmap", marker, "--namespace default")
+    lab.kubectl(cp[0], "create configmap", AFTER, "--namespace default --from-literal=made=after")
+
+    # Refusals, each before anything stops.
+    refused = restore(lab, backup_dir)
+    assert refused.rc != 0 and "without the confirmation" in refused.output
+    untouched(lab)
+    damaged = lab.name + "-20200101T000000Z-r1.db"
+    shutil.copyfile(os.path.join(backup_dir, good), os.path.join(backup_dir, damaged))
+    shutil.copyfile(os.path.join(backup_dir, good + ".json"), os.path.join(backup_dir, damaged + ".json"))
+    with open(os.path.join(backup_dir, damaged), "r+b") as handle:
+        handle.seek(8192)
+        byte = handle.read(1)
+        handle.seek(8192)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    refused = restore(lab, backup_dir, "-e", "etcd_restore_confirm=" + lab.name,
+                      "-e", "etcd_restore_snapshot=" + damaged)
+    assert refused.rc != 0 and "the file is damaged" in refused.output, refused.output[-3000:]
+    untouched(lab)
+    for path in (damaged, damaged + ".json"):
+        os.unlink(os.path.join(backup_dir, path))
+    planned = restore(lab, backup_dir, "-e", "etcd_restore_confirm=" + lab.name, "--check")
+    assert planned.rc == 0 and "nothing was changed" in planned.output, planned.output[-3000:]
+    untouched(lab)
+
+    # The disaster: etcd's data gone on every control plane.
+    for host in cp:
+        result = lab.sh(host, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^(etcd|kube-apiserver)$')"
+                              " >/dev/null; rm -rf /var/lib/etcd")
+        assert result.returncode == 0, result.stderr
+    assert all(not running(lab, host, "etcd") for host in cp)
+
+    started = time.monotonic()
+    run = restore(lab, backup_dir, "-e", "etcd_restore_confirm=" + lab.name)
+    rto = time.monotonic() - started
+    assert run.rc == 0, "etcd_restore.yml failed"
+    print("RTO: %.0f s from the start of etcd_restore.yml to a healthy cluster (%s)" % (rto, os.getloadavg()))
+    assert PKI_KEY not in run.output, "the passphrase is in the job's output"
+    assert re.search(r"restored from %s .*3 healthy voting etcd members" % re.escape(good), run.output)
+
+    for marker in MARKERS:
+        lab.kubectl(cp[0], "get configmap", marker, "--namespace default")
+    assert lab.kubectl(cp[0], "get configmap", AFTER, "--namespace default", check=False).returncode != 0
+    assert sorted(lab.etcd_members(cp[0])) == sorted(cp)
+    health = lab.etcdctl(cp[0], "endpoint health --cluster -w json")
+    assert health.returncode == 0 and all(e["health"] for e in json.loads(health.stdout)), health.stdout
+    nodes = lab.kubectl(cp[0], "get nodes --no-headers").stdout.splitlines()
+    assert nodes and all(line.split()[1].startswith("Ready") for line in nodes), nodes
+    pods = lab.kubectl(cp[0], "get pods --namespace kube-system --no-headers").stdout.splitlines()
+    assert pods and all(line.split()[2] in ("Running", "Completed") for line in pods), pods
