@@ -117,6 +117,12 @@ EXAMPLES = r"""
   register: bundle
   no_log: true
 
+- name: The pki directories (ansible.builtin.copy does not create etcd/)
+  ansible.builtin.file:
+    path: /etc/kubernetes/pki/etcd
+    state: directory
+    mode: "0700"
+
 - name: Put the CA keys back on a control plane
   ansible.builtin.copy:
     content: "{{ bundle.files[item] | b64decode }}"

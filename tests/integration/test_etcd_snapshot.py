@@ -3,11 +3,11 @@
 """baremetal.k8s.etcd_snapshot and etcd_backups against a real 3-member TLS etcd cluster on loopback.
 
 The cluster is tests/integration/etcd_cluster.py's (kubeadm-like: TLS with client certificates). The
-snapshot is streamed from etcd's v3 gateway for real and its etcd sha256 trailer checked in Python; when
-an etcdutl binary is at hand (beside etcd in the harness's binaries, or BMK8S_ETCDUTL), etcd's own tool checks
-the same files: ``etcdutl snapshot status`` reads the good one and ``etcdutl snapshot restore`` restores it,
-and refuses the one with a flipped byte ("expected sha256 [...], got [...]"). etcdctl 3.6 no longer reads
-snapshot files.
+snapshot is streamed from etcd's v3 gateway for real and its etcd sha256 trailer checked in Python, and
+etcd's own tool checks the same files: ``etcdutl snapshot status`` reads the good one and ``etcdutl snapshot
+restore`` restores it, and refuses the one with a flipped byte ("expected sha256 [...], got [...]"). etcdutl
+is part of tools/k8s-build/build.sh's etcd component, so it is beside etcd in the harness's binaries; the
+tests fail, never skip, without it (etcdctl 3.6 no longer reads snapshot files).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from test_etcd_membership import TIMEOUT, by_name, client, etcd3, etcd_bin, etcd
 __all__ = ["etcd3", "etcd_bin", "etcd_pki"]  # fixtures, imported for pytest
 
 
-def etcdutl(cluster) -> str | None:
-    """An etcdutl binary: BMK8S_ETCDUTL, else beside etcd in the harness's binaries; None without one."""
-    candidates = [os.environ.get("BMK8S_ETCDUTL", ""), os.path.join(str(cluster.bin_dir), "etcdutl")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+def etcdutl(cluster) -> str:
+    """The etcdutl beside the etcd the cluster runs (the harness's binaries); fails when it is not there."""
+    tool = os.path.join(str(cluster.bin_dir), "etcdutl")
+    assert os.access(tool, os.X_OK), (
+        f"{tool} is missing: tools/k8s-build/build.sh etcd builds it with etcd (BMK8S_BIN_DIR must hold it too)")
+    return tool
 
 
 def put_keys(cluster, count: int = 20, size: int = 20000) -> None:
@@ -84,16 +86,16 @@ def test_snapshot_of_a_healthy_cluster_verifies(etcd3, tmp_path):
     assert manifest["sha256"] == digest_file(path).sha256
     check = verify_snapshot(path)
     assert check.ok, check.reasons
+    # etcd's own reading of the file agrees.
     tool = etcdutl(etcd3)
-    if tool:  # etcd's own reading of the file agrees
-        proc = subprocess.run([tool, "snapshot", "status", path, "-w", "json"], capture_output=True, text=True,
-                              timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        status = json.loads(proc.stdout)
-        assert status["revision"] >= result["revision"] and status["totalKey"] >= 20, status
-        proc = subprocess.run([tool, "snapshot", "restore", path, "--data-dir", str(tmp_path / "restored")],
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0 and (tmp_path / "restored" / "member" / "snap" / "db").exists(), proc.stderr
+    proc = subprocess.run([tool, "snapshot", "status", path, "-w", "json"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert status["revision"] >= result["revision"] and status["totalKey"] >= 20, status
+    proc = subprocess.run([tool, "snapshot", "restore", path, "--data-dir", str(tmp_path / "restored")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and (tmp_path / "restored" / "member" / "snap" / "db").exists(), proc.stderr
 
     # The listing finds it, verified, as the newest.
     listed = run_module("etcd_backups", {"path": str(dest), "cluster": "c1"})
@@ -151,12 +153,11 @@ def test_flipped_bytes_fail_verification(etcd3, tmp_path):
     assert not check.ok
     assert any("trailer does not match" in r for r in check.reasons), check.reasons
     assert any("differs from the manifest" in r for r in check.reasons), check.reasons
-    tool = etcdutl(etcd3)
-    if tool:  # etcd's restore refuses it too
-        proc = subprocess.run([tool, "snapshot", "restore", path, "--data-dir", str(tmp_path / "restored")],
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode != 0 and "expected sha256" in proc.stderr, proc.stderr
-        shutil.rmtree(tmp_path / "restored", ignore_errors=True)
+    # etcd's restore refuses it too.
+    proc = subprocess.run([etcdutl(etcd3), "snapshot", "restore", path, "--data-dir", str(tmp_path / "restored")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "expected sha256" in proc.stderr, proc.stderr
+    shutil.rmtree(tmp_path / "restored", ignore_errors=True)
     full = run_module("etcd_backups", {"path": str(tmp_path), "cluster": "c1", "state": "verified"})
     no_traceback(full)
     assert full["failed"] and "1 of 1 snapshots of c1 do not verify" in full["msg"]
