@@ -637,8 +637,9 @@ RESTORE_DATA_DIR = "/var/lib/etcd"  # kubeadm's stacked etcd
 
 def restore_plan(manifest: dict, members: list, now: float, data_dir: str = RESTORE_DATA_DIR) -> dict:
     """How etcd_restore.yml restores the snapshot of MANIFEST onto MEMBERS ([{name, peer_url}] or
-    {name: peer_url}, every control plane of the cluster): one ``etcdutl snapshot restore`` per member with the same initial cluster and a new
-    cluster token, the old data directory moved aside (never deleted), and the plan's lines for the job log."""
+    {name: peer_url}, every control plane of the cluster): one ``etcdutl snapshot restore`` per member with
+    the same initial cluster and a new cluster token, the old data directory moved aside (never deleted),
+    and the plan's lines for the job log."""
     if not isinstance(manifest, dict) or not manifest.get("cluster"):
         raise EtcdBackupError("the snapshot's manifest has no cluster", "restore a snapshot taken by etcd_backup.yml "
                               "(its <name>.db.json names the cluster)", where="manifest")
