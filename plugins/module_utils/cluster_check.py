@@ -4,10 +4,11 @@
 """Is this cluster working right now? The checker's verdicts (playbooks/check.yml). Pure core, ``now`` passed in.
 
 Every check turns what was gathered (the host probes of cluster_check_probes, the API's Nodes and /readyz,
-etcd_info's answer) into ``Verdict``s: a ``name``, a ``target``, a ``status`` (ok, warn, critical), what was
-``observed`` and a ``fix`` (one sentence for an operator). ``assess_cluster`` runs them all for one cluster
-and returns the report: verdicts, counts, the overall status (the worst verdict), what was ``not_checked``
-and why, and the lines a person reads. docs/check.md says what each verdict means.
+etcd_info's answer, etcd_backups' listing of the snapshots) into ``Verdict``s: a ``name``, a ``target``, a
+``status`` (ok, warn, critical), what was ``observed`` and a ``fix`` (one sentence for an operator).
+``assess_cluster`` runs them all for one cluster and returns the report: verdicts, counts, the overall status
+(the worst verdict), what was ``not_checked`` and why, and the lines a person reads. docs/check.md says what
+each verdict means.
 
 A host that does not answer is one critical ``host_reachable`` verdict; its own host checks are left out
 (nothing was observed), the checks that ask other hosts or the API still run.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from . import cluster_check_probes as probes_
 from .errors import BaremetalError
+from .etcd_backup import human_age
 from .node_health import HealthOptions, assess
 from .vocabulary import CHECK_STATUSES
 
@@ -27,7 +29,9 @@ NODE_ROLES = ("control_plane", "etcd", "worker")
 SKIPPED_STATES = ("spare", "retired", "failed")  # servers that are not expected to serve the cluster
 ETCD_DEFAULT_QUOTA = 2 * 1024 ** 3  # etcd's --quota-backend-bytes default
 DAY = 86400.0
-NOT_BUILT = ("etcd snapshot age: not built yet (etcd backups are issue 14), so there is no snapshot to judge",)
+HOUR = 3600.0
+BACKUPS_OFF = ("etcd snapshot age: no snapshot directory was given (check_etcd_backup_dir is empty), so no "
+               "snapshot was looked at")
 
 # node_health's categories, as a status of the node_ready check (the rest are critical).
 NODE_OK = ("healthy", "controller_unreachable")  # Ready; an unreachable host is host_reachable's verdict
@@ -50,10 +54,12 @@ class CheckOptions:
     cert_critical_days: int = 7
     etcd_db_warn_percent: float = 80.0  # of the backend quota
     etcd_db_critical_percent: float = 95.0
+    etcd_snapshot_warn_hours: float = 2.0  # age of the newest verified snapshot: hourly backups missed twice
+    etcd_snapshot_critical_hours: float = 25.0  # a daily backup missed
 
     def __post_init__(self):
         for name in ("wireguard_stale_after", "cert_warn_days", "cert_critical_days", "etcd_db_warn_percent",
-                     "etcd_db_critical_percent"):
+                     "etcd_db_critical_percent", "etcd_snapshot_warn_hours", "etcd_snapshot_critical_hours"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise CheckError(name, "expected a number of 0 or more, got %r" % (value,),
@@ -64,11 +70,17 @@ class CheckOptions:
         if not self.etcd_db_warn_percent <= self.etcd_db_critical_percent <= 100:
             raise CheckError("etcd_db_critical_percent", "expected warn <= critical <= 100, got %s and %s" % (
                 self.etcd_db_warn_percent, self.etcd_db_critical_percent), "e.g. 80 and 95")
+        if self.etcd_snapshot_warn_hours > self.etcd_snapshot_critical_hours:
+            raise CheckError("etcd_snapshot_critical_hours", "%s is less than etcd_snapshot_warn_hours (%s)" % (
+                self.etcd_snapshot_critical_hours, self.etcd_snapshot_warn_hours),
+                "make the critical threshold the larger one, e.g. 2 and 25")
 
     def as_dict(self):
         return {"wireguard_stale_after": self.wireguard_stale_after, "cert_warn_days": self.cert_warn_days,
                 "cert_critical_days": self.cert_critical_days, "etcd_db_warn_percent": self.etcd_db_warn_percent,
-                "etcd_db_critical_percent": self.etcd_db_critical_percent}
+                "etcd_db_critical_percent": self.etcd_db_critical_percent,
+                "etcd_snapshot_warn_hours": self.etcd_snapshot_warn_hours,
+                "etcd_snapshot_critical_hours": self.etcd_snapshot_critical_hours}
 
 
 @dataclass(frozen=True)
@@ -318,6 +330,61 @@ def etcd_checks(cluster, etcd, control_planes, options):
     return verdicts, []
 
 
+def _hours(hours):
+    return "%g h" % hours
+
+
+def etcd_snapshot_age(cluster, backups, options, *, directory="", host=""):
+    """The age of the cluster's newest verified snapshot where etcd_backup.yml keeps them: BACKUPS is the
+    registered result of etcd_backups state=list on DIRECTORY of HOST (its ``newest_verified``, ``exists``,
+    ``count``; or a failure). Younger than etcd_snapshot_warn_hours is ok, up to etcd_snapshot_critical_hours
+    a warning, older critical. No directory there is a warning (backups not set up, or kept elsewhere); a
+    directory without a verified snapshot of the cluster, or one that cannot be listed, is critical."""
+    target = "cluster/" + cluster
+    backups = backups if isinstance(backups, dict) else {}
+    directory = directory or str(((backups.get("invocation") or {}).get("module_args") or {}).get("path") or "?")
+    where = "%s on %s" % (directory, host) if host else directory
+    run = "Run playbooks/etcd_backup.yml -e etcd_backup_cluster=%s now and schedule it (hourly)" % cluster
+    if backups.get("unreachable") or backups.get("failed"):
+        why = " ".join(str(backups.get("msg") or "no answer").split())[:300]
+        return _verdict("etcd_snapshot_age", target, "critical", "cannot list the snapshots in %s: %s" % (where, why),
+                        "Check that %s answers and that the directory is readable there, or point "
+                        "check_etcd_backup_host and check_etcd_backup_dir at where etcd_backup.yml keeps the "
+                        "snapshots." % (host or "the backup host"))
+    if not backups.get("exists"):
+        return _verdict("etcd_snapshot_age", target, "warn",
+                        "no snapshot directory %s: etcd backups are not kept there, so there is no snapshot to "
+                        "restore from" % where,
+                        "%s, keeping them there; if they are kept elsewhere, point check_etcd_backup_dir and "
+                        "check_etcd_backup_host at it (an empty check_etcd_backup_dir turns this check off)." % run)
+    count = int(backups.get("count") or 0)
+    newest = backups.get("newest_verified")
+    if not isinstance(newest, dict) or newest.get("age_seconds") is None:
+        observed = ("no snapshot of %s in %s" % (cluster, where) if not count else
+                    "none of the %d snapshots of %s in %s verifies" % (count, cluster, where))
+        return _verdict("etcd_snapshot_age", target, "critical", observed + ": there is nothing to restore from",
+                        run + " (docs/etcd.md).")
+    age = float(newest["age_seconds"])
+    observed = "newest verified snapshot %s is %s old (revision %s, in %s)" % (
+        newest.get("name") or "?", human_age(age), newest.get("revision"), where)
+    if age < 0:
+        observed += "; taken in the future by the backup host's clock: check the clocks"
+    bad = count - int(backups.get("verified_count") or 0)
+    if bad > 0:
+        observed += "; %d of its %d snapshots there do not verify" % (bad, count)
+    if age > options.etcd_snapshot_critical_hours * HOUR:
+        status = "critical"
+        observed += ", older than %s" % _hours(options.etcd_snapshot_critical_hours)
+    elif age >= options.etcd_snapshot_warn_hours * HOUR:
+        status = "warn"
+        observed += ", older than %s" % _hours(options.etcd_snapshot_warn_hours)
+    else:
+        status = "ok"
+    return _verdict("etcd_snapshot_age", target, status, observed,
+                    "The scheduled etcd_backup.yml has not kept a verified snapshot since: look at its last runs "
+                    "(its summary names what failed). %s." % run)
+
+
 # --------------------------------------------------------------------------- load balancers
 
 
@@ -495,13 +562,15 @@ def certificates(host, result, now, options):
 # --------------------------------------------------------------------------- the report
 
 
-def assess_cluster(cluster, members, probes, *, now, api=None, etcd=None, vip=None, options=None):
+def assess_cluster(cluster, members, probes, *, now, api=None, etcd=None, vip=None, options=None, etcd_backup=None,
+                   etcd_backup_dir="", etcd_backup_host=""):
     """The report of one cluster.
 
     MEMBERS: ``name -> {roles, state, address}`` (the fleet's members of the cluster, load balancers too);
     PROBES: ``host -> registered probe results`` (cluster_check_probes.results_by_name reads them); API:
     ``{nodes, leases, error, readyz: {server, status, body, error}}``; ETCD: ``host -> etcd_info result``;
-    VIP: the cluster's API VIP.
+    VIP: the cluster's API VIP; ETCD_BACKUP: etcd_backups' listing (state=list) of ETCD_BACKUP_DIR on
+    ETCD_BACKUP_HOST for the cluster (None, or a skipped task: the snapshot age is not checked).
     """
     options = options or CheckOptions()
     if not isinstance(members, dict):
@@ -510,7 +579,7 @@ def assess_cluster(cluster, members, probes, *, now, api=None, etcd=None, vip=No
     members = {n: m for n, m in members.items() if m.get("state") not in SKIPPED_STATES}
     by_host = {host: probes_.results_by_name((probes or {}).get(host)) for host in members}
     answered = {host for host, results in by_host.items() if any(probes_.ran(r) for r in results.values())}
-    verdicts, not_checked = [], list(NOT_BUILT)
+    verdicts, not_checked = [], []
 
     def roles(host):
         return set(members[host].get("roles") or ())
@@ -530,6 +599,11 @@ def assess_cluster(cluster, members, probes, *, now, api=None, etcd=None, vip=No
         etcd_verdicts, skipped = etcd_checks(cluster, etcd, control_planes, options)
         verdicts += etcd_verdicts
         not_checked += skipped
+    if isinstance(etcd_backup, dict) and not etcd_backup.get("skipped"):
+        verdicts.append(etcd_snapshot_age(cluster, etcd_backup, options, directory=etcd_backup_dir,
+                                          host=etcd_backup_host))
+    else:
+        not_checked.append(BACKUPS_OFF)
     load_balancers = [h for h in members if "load_balancer" in roles(h)]
     for host in load_balancers:
         if host in answered:

@@ -21,6 +21,8 @@ description:
     health, leader, alarms and database size against the quota (M(baremetal.k8s.etcd_info)), HAProxy's backends
     and the keepalived VIP holder on the load balancers, a DNS query to CoreDNS, host-to-pod traffic across nodes,
     the WireGuard handshakes and the certificates' expiry.
+  - From O(etcd_backup) - the age of the cluster's newest verified etcd snapshot where playbooks/etcd_backup.yml
+    keeps them (M(baremetal.k8s.etcd_backups) lists them; the playbook runs it on the backup host).
   - With O(stage=probes) it returns the read-only probe scripts each member runs (the playbook runs this stage
     first) - a Kubernetes node's include an HTTP GET of CoreDNS's health endpoint on the CoreDNS pods of other
     nodes, which it reads from the API.
@@ -64,6 +66,27 @@ options:
         lists members (control planes in fleet order) is judged; the others' errors are quoted when none did.
     type: dict
     default: {}
+  etcd_backup:
+    description:
+      - The registered result of M(baremetal.k8s.etcd_backups) with O(baremetal.k8s.etcd_backups#module:state=list)
+        for this cluster on the directory where the snapshots are kept (C(newest_verified), C(exists), C(count),
+        C(verified_count); a failed or unreachable result is a critical verdict).
+      - Unset, or a skipped task - the snapshot age is not checked (listed in RV(not_checked)).
+    type: dict
+  etcd_backup_dir:
+    description: The directory O(etcd_backup) listed, quoted in the verdict (default - the listing's C(path)).
+    type: str
+  etcd_backup_host:
+    description: The host O(etcd_backup) listed on, quoted in the verdict.
+    type: str
+  etcd_snapshot_warn_hours:
+    description: The newest verified etcd snapshot at least this many hours old is a warning.
+    type: float
+    default: 2
+  etcd_snapshot_critical_hours:
+    description: The newest verified etcd snapshot more than this many hours old is critical.
+    type: float
+    default: 25
   wireguard_stale_after:
     description:
       - Seconds since a peer's latest WireGuard handshake (on the host's clock, after one ping) before it is stale.
@@ -140,6 +163,14 @@ EXAMPLES = r"""
   changed_when: false
   failed_when: false
 
+- name: The snapshots of the cluster where etcd_backup.yml keeps them
+  baremetal.k8s.etcd_backups:
+    path: /var/backups/baremetal-k8s/etcd
+    cluster: ams1-prod
+  register: backups
+  failed_when: false  # a failure is a verdict
+  delegate_to: localhost
+
 - name: The verdicts, from the probes registered on every member and etcd_info on the control planes
   baremetal.k8s.cluster_check:
     fleet: inventory/prod/fleet.yml
@@ -148,6 +179,9 @@ EXAMPLES = r"""
     probes: "{{ dict(members | zip(members | map('extract', hostvars) | map(attribute='check_probe', default={}))) }}"
     etcd: "{{ dict(members | zip(members | map('extract', hostvars) | map(attribute='check_etcd', default={}))) }}"
     cert_warn_days: 45
+    etcd_backup: "{{ backups }}"  # baremetal.k8s.etcd_backups state=list on the backup host
+    etcd_backup_dir: /var/backups/baremetal-k8s/etcd
+    etcd_backup_host: localhost
   register: check
   delegate_to: localhost
 
@@ -180,7 +214,7 @@ verdicts:
     name:
       description:
         - The check - V(host_reachable), V(node_ready), V(api_server_ready), V(api_vip_ready), V(etcd_health),
-          V(etcd_leader), V(etcd_alarms), V(etcd_db_size), V(haproxy_backends), V(vip_holder),
+          V(etcd_leader), V(etcd_alarms), V(etcd_db_size), V(etcd_snapshot_age), V(haproxy_backends), V(vip_holder),
           V(coredns_answers), V(pod_network), V(wireguard_handshakes) or V(certificates).
       type: str
     target:
@@ -321,6 +355,11 @@ def main():
         stage=dict(type="str", choices=["probes", "verdicts"], default="verdicts"),
         probes=dict(type="dict", default={}),
         etcd=dict(type="dict", default={}),
+        etcd_backup=dict(type="dict"),
+        etcd_backup_dir=dict(type="str"),
+        etcd_backup_host=dict(type="str"),
+        etcd_snapshot_warn_hours=dict(type="float", default=2.0),
+        etcd_snapshot_critical_hours=dict(type="float", default=25.0),
         wireguard_stale_after=dict(type="int", default=180),
         cert_warn_days=dict(type="int", default=30),
         cert_critical_days=dict(type="int", default=7),
@@ -361,7 +400,9 @@ def main():
             else:
                 result = cluster_check.assess_cluster(p["cluster"], members, p["probes"], now=now,
                                                       api=read_api(api, p["timeout"], problem), etcd=p["etcd"],
-                                                      vip=vip, options=options)
+                                                      vip=vip, options=options, etcd_backup=p["etcd_backup"],
+                                                      etcd_backup_dir=p["etcd_backup_dir"] or "",
+                                                      etcd_backup_host=p["etcd_backup_host"] or "")
                 result.update(options=options.as_dict(), now=now)
         finally:
             if api is not None:

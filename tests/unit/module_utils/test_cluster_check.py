@@ -222,6 +222,93 @@ def test_the_first_control_plane_that_answered_speaks():
     assert verdicts[0].observed.endswith("(asked on cp2)")
 
 
+# --------------------------------------------------------------------------- etcd_snapshot_age
+
+
+HOUR = 3600
+
+
+def listing(age=None, count=None, verified=None, exists=True, name="c1-20270115T070000Z-r100.db"):
+    """etcd_backups state=list's registered result: the newest verified snapshot AGE seconds old (None: none)."""
+    newest = None if age is None else {"name": name, "path": "/b/" + name, "age_seconds": age, "revision": 100,
+                                       "taken_at": "2027-01-15T07:00:00Z"}
+    count = (0 if age is None else 1) if count is None else count
+    return {"changed": False, "exists": exists, "newest_verified": newest, "count": count,
+            "verified_count": count if verified is None else verified,
+            "invocation": {"module_args": {"path": "/b", "cluster": "c1", "state": "list"}}}
+
+
+def age_verdict(backups, options=OPTIONS, **where):
+    return cc.etcd_snapshot_age("c1", backups, options, **dict({"directory": "/b", "host": "bk1"}, **where))
+
+
+@pytest.mark.parametrize("age, status", [
+    (0, "ok"), (3900, "ok"), (2 * HOUR - 1, "ok"), (2 * HOUR, "warn"), (10 * HOUR, "warn"), (25 * HOUR, "warn"),
+    (25 * HOUR + 1, "critical"), (9 * DAY, "critical")])
+def test_snapshot_age_against_the_thresholds(age, status):
+    verdict = age_verdict(listing(age))
+    assert (verdict.name, verdict.target, verdict.status) == ("etcd_snapshot_age", "cluster/c1", status)
+    assert "newest verified snapshot c1-20270115T070000Z-r100.db is " in verdict.observed
+    assert "(revision 100, in /b on bk1)" in verdict.observed
+    assert (verdict.fix == "") == (status == "ok")
+    if status != "ok":
+        assert "etcd_backup.yml -e etcd_backup_cluster=c1" in verdict.fix
+
+
+def test_snapshot_age_reads_in_human_units_and_says_the_threshold():
+    assert " is 1h5m old " in age_verdict(listing(3900)).observed
+    warn = age_verdict(listing(3 * HOUR + 120))
+    assert " is 3h2m old " in warn.observed and warn.observed.endswith(", older than 2 h")
+    critical = age_verdict(listing(2 * DAY + 5 * HOUR))
+    assert " is 2d5h old " in critical.observed and critical.observed.endswith(", older than 25 h")
+
+
+def test_custom_snapshot_thresholds_and_their_order():
+    options = cc.CheckOptions(etcd_snapshot_warn_hours=0.5, etcd_snapshot_critical_hours=1.5)
+    assert age_verdict(listing(1800), options).status == "warn"
+    assert age_verdict(listing(2 * HOUR), options).observed.endswith("older than 1.5 h")
+    with pytest.raises(cc.CheckError, match="etcd_snapshot_critical_hours: 1 is less than etcd_snapshot_warn_hours"):
+        cc.CheckOptions(etcd_snapshot_warn_hours=2, etcd_snapshot_critical_hours=1)
+    with pytest.raises(cc.CheckError, match="etcd_snapshot_warn_hours: expected a number"):
+        cc.CheckOptions(etcd_snapshot_warn_hours=-1)
+
+
+def test_no_directory_is_a_warning_saying_where_and_how_to_set_backups_up():
+    verdict = age_verdict(listing(exists=False))
+    assert verdict.status == "warn"
+    assert verdict.observed.startswith("no snapshot directory /b on bk1: etcd backups are not kept there")
+    assert "Run playbooks/etcd_backup.yml -e etcd_backup_cluster=c1 now and schedule it" in verdict.fix
+    assert "check_etcd_backup_dir" in verdict.fix and "check_etcd_backup_host" in verdict.fix
+
+
+def test_no_verified_snapshot_is_critical():
+    none = age_verdict(listing())
+    assert none.status == "critical" and none.observed == "no snapshot of c1 in /b on bk1: there is nothing to " \
+        "restore from"
+    assert none.fix.startswith("Run playbooks/etcd_backup.yml -e etcd_backup_cluster=c1 now and schedule it")
+    bad = age_verdict(listing(count=3, verified=0))
+    assert bad.status == "critical" and bad.observed.startswith("none of the 3 snapshots of c1 in /b on bk1 verifies")
+
+
+def test_snapshots_that_do_not_verify_are_said_beside_a_good_one():
+    verdict = age_verdict(listing(600, count=5, verified=3))
+    assert verdict.status == "ok" and verdict.observed.endswith("; 2 of its 5 snapshots there do not verify")
+
+
+def test_a_listing_that_failed_or_a_backup_host_that_did_not_answer_is_critical():
+    failed = age_verdict({"failed": True, "msg": "/b: not a directory. Fix: give the directory", "exists": False})
+    assert failed.status == "critical"
+    assert failed.observed == "cannot list the snapshots in /b on bk1: /b: not a directory. Fix: give the directory"
+    assert "Check that bk1 answers" in failed.fix
+    gone = age_verdict({"unreachable": True, "msg": "ssh: connect to host bk1 port 22: No route to host"})
+    assert gone.status == "critical" and "No route to host" in gone.observed
+
+
+def test_the_directory_defaults_to_the_listings_path():
+    verdict = cc.etcd_snapshot_age("c1", listing(exists=False), OPTIONS)
+    assert verdict.observed.startswith("no snapshot directory /b: ")
+
+
 # --------------------------------------------------------------------------- load balancers
 
 STAT_HEADER = "# pxname,svname,qcur,status,weight"
@@ -390,10 +477,29 @@ def test_a_healthy_cluster_is_all_ok_and_says_what_was_not_checked():
                                          "etcd_health", "etcd_leader", "etcd_alarms", "etcd_db_size",
                                          "haproxy_backends", "vip_holder", "coredns_answers", "pod_network",
                                          "wireguard_handshakes", "certificates"])
-    assert report["not_checked"] == [cc.NOT_BUILT[0], "pod network from cp1: no running CoreDNS pod on another "
+    assert report["not_checked"] == [cc.BACKUPS_OFF, "pod network from cp1: no running CoreDNS pod on another "
                                      "node to reach"]
+    assert report["not_checked"][0].startswith("etcd snapshot age: no snapshot directory was given")
     assert report["lines"][:2] == ["cluster c1: OK - 20 verdicts: 0 critical, 0 warn, 20 ok", "20 ok"]
     assert all(v["cluster"] == "c1" for v in report["verdicts"])
+
+
+def test_the_snapshot_age_is_a_verdict_of_the_cluster_when_the_listing_is_given():
+    probes = {host: cluster_probes(host, m["roles"]) for host, m in MEMBERS.items()}
+    report = cc.assess_cluster("c1", MEMBERS, probes, now=NOW, api=API, etcd={"cp1": etcd_info([member("cp1")])},
+                               vip="10.0.0.100", etcd_backup=listing(600), etcd_backup_dir="/b",
+                               etcd_backup_host="localhost")
+    ages = [v for v in report["verdicts"] if v["name"] == "etcd_snapshot_age"]
+    assert [(v["target"], v["status"]) for v in ages] == [("cluster/c1", "ok")]
+    assert "in /b on localhost" in ages[0]["observed"]
+    assert report["counts"]["total"] == 21 and not any("snapshot" in n for n in report["not_checked"])
+    late = cc.assess_cluster("c1", MEMBERS, probes, now=NOW, api=API, etcd={"cp1": etcd_info([member("cp1")])},
+                             vip="10.0.0.100", etcd_backup=listing(30 * HOUR),
+                             options=cc.CheckOptions(etcd_snapshot_critical_hours=48))
+    assert late["overall"] == "warn" and late["lines"][1].startswith("WARN etcd_snapshot_age cluster/c1: newest")
+    skipped = cc.assess_cluster("c1", MEMBERS, probes, now=NOW, api=API, etcd={"cp1": etcd_info([member("cp1")])},
+                                vip="10.0.0.100", etcd_backup={"skipped": True, "changed": False})
+    assert cc.BACKUPS_OFF in skipped["not_checked"]
 
 
 def test_an_unreachable_host_is_one_critical_verdict_and_its_host_checks_are_left_out():
