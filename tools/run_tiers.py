@@ -143,7 +143,9 @@ def tier_sanity():
 
 
 def tier_unit():
-    return pytest("tests/unit", "-q", "-p", "no:cacheprovider")
+    # One worker per core (pytest-xdist): the unit tests share nothing, and the ones that run
+    # ansible-playbook spend most of their time in it.
+    return pytest("tests/unit", "-q", "-p", "no:cacheprovider", "-n", "auto", "--durations=10")
 
 
 def tier_build():
@@ -175,11 +177,12 @@ def tier_molecule():
 
 
 def tier_integration():
-    return pytest("tests/integration", "-q", "-p", "no:cacheprovider")
+    return pytest("tests/integration", "-q", "-p", "no:cacheprovider", "--durations=15")
 
 
 def tier_e2e():
-    return pytest("tests/e2e", "-q", "-p", "no:cacheprovider")
+    # --durations: the tier's time per test in the log, to see what a cold run spends.
+    return pytest("tests/e2e", "-q", "-p", "no:cacheprovider", "--durations=0")
 
 
 TIERS = {
