@@ -49,7 +49,9 @@ def snapshots(backup_dir):
 
 
 def running(lab, host, name):
-    return lab.sh(host, "crictl ps -q --state running --name '^%s$'" % name).stdout.split()
+    """The running containers of the static pod NAME (kube-system: test_02's client pod has an etcd container)."""
+    return lab.sh(host, "crictl ps -q --state running --name '^%s$' --label io.kubernetes.pod.namespace=kube-system"
+                  % name).stdout.split()
 
 
 def wait_for(what, check, timeout=240):
@@ -132,7 +134,8 @@ def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
 
     # The disaster: etcd's data gone on every control plane.
     for host in cp:
-        result = lab.sh(host, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^(etcd|kube-apiserver)$')"
+        result = lab.sh(host, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^(etcd|kube-apiserver)$'"
+                              " --label io.kubernetes.pod.namespace=kube-system)"
                               " >/dev/null; rm -rf /var/lib/etcd")
         assert result.returncode == 0, result.stderr
     assert all(not running(lab, host, "etcd") for host in cp)
@@ -155,3 +158,10 @@ def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
     assert nodes and all(line.split()[1].startswith("Ready") for line in nodes), nodes
     pods = lab.kubectl(cp[0], "get pods --namespace kube-system --no-headers").stdout.splitlines()
     assert pods and all(line.split()[2] in ("Running", "Completed") for line in pods), pods
+
+    # The checker on the restored cluster: every verdict ok, the last snapshot's age among them (not "not checked").
+    checked = lab.playbook("check.yml", "-e", "check_fleet=" + lab.fleet_file,
+                           "-e", "check_etcd_backup_dir=" + backup_dir)
+    assert checked.rc == 0, "check.yml is not all ok on the restored cluster"
+    assert re.search(r"cluster \S+: OK - \d+ verdicts: 0 critical, 0 warn", checked.output), checked.output[-3000:]
+    assert not re.search(r"not checked: .*snapshot", checked.output), "the snapshot age was not checked"
