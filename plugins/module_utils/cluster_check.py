@@ -336,7 +336,7 @@ def _hours(hours):
 
 def etcd_snapshot_age(cluster, backups, options, *, directory="", host=""):
     """The age of the cluster's newest verified snapshot where etcd_backup.yml keeps them: BACKUPS is the
-    registered result of etcd_backups state=list on DIRECTORY of HOST (its ``newest_verified``, ``exists``,
+    registered result of etcd_backups action=list on DIRECTORY of HOST (its ``newest_verified``, ``exists``,
     ``count``; or a failure). Younger than etcd_snapshot_warn_hours is ok, up to etcd_snapshot_critical_hours
     a warning, older critical. No directory there is a warning (backups not set up, or kept elsewhere); a
     directory without a verified snapshot of the cluster, or one that cannot be listed, is critical."""
@@ -569,7 +569,7 @@ def assess_cluster(cluster, members, probes, *, now, api=None, etcd=None, vip=No
     MEMBERS: ``name -> {roles, state, address}`` (the fleet's members of the cluster, load balancers too);
     PROBES: ``host -> registered probe results`` (cluster_check_probes.results_by_name reads them); API:
     ``{nodes, leases, error, readyz: {server, status, body, error}}``; ETCD: ``host -> etcd_info result``;
-    VIP: the cluster's API VIP; ETCD_BACKUP: etcd_backups' listing (state=list) of ETCD_BACKUP_DIR on
+    VIP: the cluster's API VIP; ETCD_BACKUP: etcd_backups' listing (action=list) of ETCD_BACKUP_DIR on
     ETCD_BACKUP_HOST for the cluster (None, or a skipped task: the snapshot age is not checked).
     """
     options = options or CheckOptions()

@@ -68,7 +68,7 @@ options:
     default: {}
   etcd_backup:
     description:
-      - The registered result of M(baremetal.k8s.etcd_backups) with O(baremetal.k8s.etcd_backups#module:state=list)
+      - The registered result of M(baremetal.k8s.etcd_backups) with O(baremetal.k8s.etcd_backups#module:action=list)
         for this cluster on the directory where the snapshots are kept (C(newest_verified), C(exists), C(count),
         C(verified_count); a failed or unreachable result is a critical verdict).
       - Unset, or a skipped task - the snapshot age is not checked (listed in RV(not_checked)).
@@ -179,7 +179,7 @@ EXAMPLES = r"""
     probes: "{{ dict(members | zip(members | map('extract', hostvars) | map(attribute='check_probe', default={}))) }}"
     etcd: "{{ dict(members | zip(members | map('extract', hostvars) | map(attribute='check_etcd', default={}))) }}"
     cert_warn_days: 45
-    etcd_backup: "{{ backups }}"  # baremetal.k8s.etcd_backups state=list on the backup host
+    etcd_backup: "{{ backups }}"  # baremetal.k8s.etcd_backups action=list on the backup host
     etcd_backup_dir: /var/backups/baremetal-k8s/etcd
     etcd_backup_host: localhost
   register: check

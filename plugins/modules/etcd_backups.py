@@ -16,12 +16,12 @@ description:
     C(<cluster>-<UTC %Y%m%dT%H%M%SZ>-r<revision>.db) with a manifest next to each (the snapshot's file name
     with C(.json) appended). Files whose names do not parse are listed in RV(ignored) and never deleted;
     other clusters' snapshots are left alone.
-  - O(state=list) lists the snapshots with their manifests and a quick verification (the file is there, not
+  - O(action=list) lists the snapshots with their manifests and a quick verification (the file is there, not
     empty, its size is the manifest's, and the manifest says etcd's hash trailer matched when it was
     taken). Nothing is hashed, so it is cheap enough for a checker's "age of the last snapshot".
-  - O(state=verified) hashes every snapshot - etcd's sha256 trailer and the manifest's sha256 - and fails
+  - O(action=verify) hashes every snapshot - etcd's sha256 trailer and the manifest's sha256 - and fails
     when any of them does not verify (every result is still returned).
-  - O(state=pruned) verifies like O(state=verified), then deletes what the retention rules let go - the
+  - O(action=prune) verifies like O(action=verify), then deletes what the retention rules let go - the
     snapshot, its manifest and its PKI bundle. A snapshot is kept when it is one of the O(keep_last) newest
     verified snapshots or when it is not older than O(max_age) (either rule, when both are set); the newest
     verified snapshot is never deleted; a snapshot that does not verify never counts toward O(keep_last)
@@ -48,10 +48,10 @@ options:
       - Keep every snapshot at most this old, such as V(7d), V(36h), V(1d12h), V(90m), V(2w), or seconds.
       - Unset - no age rule (only O(keep_last)).
     type: str
-  state:
+  action:
     description: What to do (see the description).
     type: str
-    choices: [list, verified, pruned]
+    choices: [list, verify, prune]
     default: list
   now:
     description: The time to judge ages at (epoch seconds or ISO 8601). Default is the current time.
@@ -59,10 +59,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: O(state=pruned) reports what it would delete (RV(changed), RV(pruned), the diff) and deletes nothing.
+    description: O(action=prune) reports what it would delete (C(changed), RV(pruned), the diff) and deletes nothing.
   diff_mode:
     support: full
-    description: O(state=pruned) shows the snapshot names before and after.
+    description: O(action=prune) shows the snapshot names before and after.
 seealso:
   - module: baremetal.k8s.etcd_snapshot
 """
@@ -74,7 +74,7 @@ EXAMPLES = r"""
     cluster: prod-1
     keep_last: 48
     max_age: 7d
-    state: pruned
+    action: prune
   delegate_to: localhost
 
 - name: How old is the last good snapshot?
@@ -116,7 +116,7 @@ snapshots:
       description: Size in bytes.
       type: int
     verified:
-      description: Whether it verified (quick with O(state=list), full otherwise).
+      description: Whether it verified (quick with O(action=list), full otherwise).
       type: bool
     reasons:
       description: Why it did not verify (empty when it did).
@@ -135,7 +135,7 @@ snapshots:
       description: Name of its PKI bundle (from the manifest; null when none).
       type: str
     decision:
-      description: V(keep) or V(prune), what the retention rules say (O(state=pruned) acts on it).
+      description: V(keep) or V(prune), what the retention rules say (O(action=prune) acts on it).
       type: str
     decision_reason:
       description: Why.
@@ -176,7 +176,7 @@ verified_count:
   returned: always
   type: int
 pruned:
-  description: Names of the snapshots deleted (in check mode, that would be); empty unless O(state=pruned).
+  description: Names of the snapshots deleted (in check mode, that would be); empty unless O(action=prune).
   returned: always
   type: list
   elements: str
@@ -225,7 +225,7 @@ def argument_spec():
         cluster=dict(type="str", required=True),
         keep_last=dict(type="int", default=48),
         max_age=dict(type="str"),
-        state=dict(type="str", choices=["list", "verified", "pruned"], default="list"),
+        action=dict(type="str", choices=["list", "verify", "prune"], default="list"),
         now=dict(type="raw"),
     )
 
@@ -288,7 +288,7 @@ def main():
                                       where=path)
             module.exit_json(**result)
         found, result["ignored"] = scan(path, p["cluster"])
-        full = p["state"] != "list"
+        full = p["action"] != "list"
         checks = {name: verify_snapshot(os.path.join(path, name), full=full) for name in found}
         plan = prune_plan([Snapshot(name, parsed.taken_at, parsed.revision, checks[name].ok)
                            for name, parsed in found.items()], p["keep_last"], max_age, now)
@@ -312,15 +312,15 @@ def main():
     result.update(snapshots=rows, count=len(rows), verified_count=sum(1 for r in rows if r["verified"]),
                   newest_verified=newest)
 
-    if p["state"] == "verified":
+    if p["action"] == "verify":
         bad = [r for r in rows if not r["verified"]]
         if bad:
             module.fail_json(msg="%s: %d of %d snapshots of %s do not verify: %s. Fix: take a new snapshot "
-                             "(baremetal.k8s.etcd_snapshot); state=pruned removes the bad ones once they age out"
+                             "(baremetal.k8s.etcd_snapshot); action=prune removes the bad ones once they age out"
                              % (path, len(bad), len(rows), p["cluster"],
                                 "; ".join("%s (%s)" % (r["name"], ", ".join(r["reasons"])) for r in bad)),
                              **result)
-    elif p["state"] == "pruned":
+    elif p["action"] == "prune":
         doomed = plan.prune
         files = []
         for name in doomed:

@@ -23,7 +23,7 @@ description:
     (C(ca.crt), C(ca.key), C(sa.key), C(sa.pub), C(front-proxy-ca.crt), C(front-proxy-ca.key),
     C(etcd/ca.crt), C(etcd/ca.key)) - a bundle without a CA key would restore a different cluster.
   - When O(path) already exists, it is opened with O(key). Holding exactly the same files, it is left as it is
-    (RV(changed=false); sealing again would only change the random salt and nonce). Holding other files or
+    (C(changed=false); sealing again would only change the random salt and nonce). Holding other files or
     contents, or not opening with O(key), the task fails and the bundle is kept, unless O(force=true), which
     replaces it.
   - With O(snapshot), the snapshot's manifest (the snapshot's path with C(.json) appended) records the bundle
@@ -77,7 +77,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: O(state=sealed) checks everything, reports RV(outcome), RV(changed) and the diff, and writes nothing.
+    description: O(state=sealed) checks everything, reports RV(outcome), C(changed) and the diff, and writes nothing.
   diff_mode:
     support: full
     description:

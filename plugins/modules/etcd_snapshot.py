@@ -61,7 +61,7 @@ attributes:
     support: full
     description:
       - Asks the members and reports the member it would use and the name it would write
-        (RV(changed) true), and writes nothing.
+        (C(changed) true), and writes nothing.
   diff_mode:
     support: none
     description: A snapshot is new data, not a change of an existing one.

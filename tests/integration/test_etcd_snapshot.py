@@ -103,7 +103,7 @@ def test_snapshot_of_a_healthy_cluster_verifies(etcd3, tmp_path):
     assert listed["newest_verified"]["name"] == result["name"]
     assert listed["newest_verified"]["revision"] == result["revision"]
     assert 0 <= listed["newest_verified"]["age_seconds"] < 120
-    full = run_module("etcd_backups", {"path": str(dest), "cluster": "c1", "state": "verified"})
+    full = run_module("etcd_backups", {"path": str(dest), "cluster": "c1", "action": "verify"})
     assert not full.get("failed"), full
     assert full["snapshots"][0]["verified"] and full["snapshots"][0]["sha256"] == manifest["sha256"]
 
@@ -158,7 +158,7 @@ def test_flipped_bytes_fail_verification(etcd3, tmp_path):
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0 and "expected sha256" in proc.stderr, proc.stderr
     shutil.rmtree(tmp_path / "restored", ignore_errors=True)
-    full = run_module("etcd_backups", {"path": str(tmp_path), "cluster": "c1", "state": "verified"})
+    full = run_module("etcd_backups", {"path": str(tmp_path), "cluster": "c1", "action": "verify"})
     no_traceback(full)
     assert full["failed"] and "1 of 1 snapshots of c1 do not verify" in full["msg"]
     assert full["newest_verified"] is None
@@ -181,7 +181,7 @@ def test_prune_of_seven_snapshots_keeps_the_five_newest(etcd3, tmp_path):
     os.unlink(source)
     os.unlink(first["manifest_path"])
     (tmp_path / "notes.db").write_text("not ours")
-    args = {"path": str(tmp_path), "cluster": "c1", "keep_last": 5, "state": "pruned", "now": now}
+    args = {"path": str(tmp_path), "cluster": "c1", "keep_last": 5, "action": "prune", "now": now}
 
     checked = run_module("etcd_backups", args, check=True)
     assert not checked.get("failed"), checked.get("msg")

@@ -108,7 +108,7 @@ class FakeGateway:
         return str(1000 + self.members.index(name))
 
     def answer(self, handler) -> None:
-        name, _, path = handler.path.lstrip("/").partition("/")
+        name, _sep, path = handler.path.lstrip("/").partition("/")
         path = "/" + path
         if name not in self.members:
             return self.json(handler, 404, {"code": 5, "message": "no such member"})

@@ -229,13 +229,13 @@ HOUR = 3600
 
 
 def listing(age=None, count=None, verified=None, exists=True, name="c1-20270115T070000Z-r100.db"):
-    """etcd_backups state=list's registered result: the newest verified snapshot AGE seconds old (None: none)."""
+    """etcd_backups action=list's registered result: the newest verified snapshot AGE seconds old (None: none)."""
     newest = None if age is None else {"name": name, "path": "/b/" + name, "age_seconds": age, "revision": 100,
                                        "taken_at": "2027-01-15T07:00:00Z"}
     count = (0 if age is None else 1) if count is None else count
     return {"changed": False, "exists": exists, "newest_verified": newest, "count": count,
             "verified_count": count if verified is None else verified,
-            "invocation": {"module_args": {"path": "/b", "cluster": "c1", "state": "list"}}}
+            "invocation": {"module_args": {"path": "/b", "cluster": "c1", "action": "list"}}}
 
 
 def age_verdict(backups, options=OPTIONS, **where):

@@ -43,11 +43,11 @@ def test_list_reports_the_newest_verified(tmp_path):
 
 def test_verified_hashes_and_fails_on_flipped_bytes(tmp_path):
     paths = seven(tmp_path)
-    assert not backups(tmp_path, state="verified").get("failed")
+    assert not backups(tmp_path, action="verify").get("failed")
     flip(paths[0], 100)
     quick = backups(tmp_path)
     assert quick["newest_verified"]["name"] == names(paths)[0]  # the quick check does not hash
-    full = backups(tmp_path, state="verified")
+    full = backups(tmp_path, action="verify")
     assert full["failed"] and "1 of 7 snapshots of c1 do not verify: %s (" % names(paths)[0] in full["msg"]
     assert "Fix: take a new snapshot" in full["msg"]
     assert full["newest_verified"]["name"] == names(paths)[1] and full["verified_count"] == 6
@@ -60,7 +60,7 @@ def test_pruned_keeps_the_last_five_with_check_mode_and_diff(tmp_path):
     (tmp_path / "notes.db").write_text("x")
     before = sorted(os.listdir(tmp_path))
 
-    checked = backups(tmp_path, "--check", "--diff", state="pruned", keep_last=5)
+    checked = backups(tmp_path, "--check", "--diff", action="prune", keep_last=5)
     assert not checked.get("failed"), checked
     assert checked["changed"] is True and checked["pruned"] == names(paths)[5:]
     assert checked["diff"]["before"]["snapshots"] == names(paths)
@@ -68,13 +68,13 @@ def test_pruned_keeps_the_last_five_with_check_mode_and_diff(tmp_path):
     assert str(bundle) in checked["removed_files"]
     assert sorted(os.listdir(tmp_path)) == before
 
-    pruned = backups(tmp_path, state="pruned", keep_last=5)
+    pruned = backups(tmp_path, action="prune", keep_last=5)
     assert pruned["changed"] is True and pruned["pruned"] == names(paths)[5:]
     assert sorted(pruned["removed_files"]) == sorted([paths[5], paths[5] + ".json", paths[6], paths[6] + ".json",
                                                       str(bundle)])
     kept = names(paths)[:5]
     assert sorted(os.listdir(tmp_path)) == sorted(["notes.db", *kept, *(n + ".json" for n in kept)])
-    again = backups(tmp_path, state="pruned", keep_last=5)
+    again = backups(tmp_path, action="prune", keep_last=5)
     assert again["changed"] is False and again["pruned"] == [] and again["removed_files"] == []
 
 
@@ -82,7 +82,7 @@ def test_a_broken_newest_never_costs_the_good_ones(tmp_path):
     paths = seven(tmp_path)
     for path in paths[:3]:
         flip(path, 10)
-    pruned = backups(tmp_path, state="pruned", keep_last=2)
+    pruned = backups(tmp_path, action="prune", keep_last=2)
     # The 2 newest verified are the 4th and 5th; the 3 broken newer ones stay for inspection.
     assert pruned["pruned"] == names(paths)[5:]
     assert pruned["newest_verified"]["name"] == names(paths)[3]
@@ -92,7 +92,7 @@ def test_a_broken_newest_never_costs_the_good_ones(tmp_path):
 
 def test_max_age_and_bad_options(tmp_path):
     paths = seven(tmp_path)
-    result = backups(tmp_path, state="pruned", keep_last=0, max_age="3h")
+    result = backups(tmp_path, action="prune", keep_last=0, max_age="3h")
     assert result["pruned"] == names(paths)[3:]
     bad = backups(tmp_path, max_age="a week")
     assert bad["failed"] and bad["msg"].startswith("max_age: 'a week' is not a duration. Fix: ")
