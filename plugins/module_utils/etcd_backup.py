@@ -661,23 +661,28 @@ def restore_plan(manifest: dict, members: list, now: float, data_dir: str = REST
     stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime(TIME_FORMAT)
     token = "bmk8s-restore-%s-%s" % (manifest["cluster"], stamp.lower())
     initial = ",".join("%s=%s" % (m["name"], m["peer_url"]) for m in members)
-    moved = "%s.before-restore-%s" % (data_dir.rstrip("/"), stamp)
+    data_dir = data_dir.rstrip("/")
+    # Inside the data directory, so every step is a rename on one file system: /var/lib/etcd is often a disk
+    # of its own (a mount point cannot be moved), and etcdutl only restores into an empty or new directory.
+    staging = "%s/.restore-%s" % (data_dir, stamp)
+    moved = "%s/member.before-restore-%s" % (data_dir, stamp)
     argv = {}
     for member in members:
         argv[member["name"]] = [
             "etcdutl", "snapshot", "restore", "SNAPSHOT", "--name", member["name"], "--initial-cluster", initial,
             "--initial-cluster-token", token, "--initial-advertise-peer-urls", member["peer_url"],
-            "--data-dir", data_dir, "--bump-revision", str(RESTORE_BUMP_REVISION), "--mark-compacted"]
+            "--data-dir", staging, "--bump-revision", str(RESTORE_BUMP_REVISION), "--mark-compacted"]
     lines = [
         "restore %s (cluster %s, revision %s, taken %s from %s)" % (
             manifest.get("name") or "the snapshot", manifest["cluster"], manifest.get("revision"),
             manifest.get("taken_at"), manifest.get("member")),
         "stop kube-apiserver and etcd on %s (their static pod manifests held aside)" % ", ".join(names),
-        "move %s aside to %s on each (kept, never deleted)" % (data_dir, moved),
-        "restore the same snapshot on every member: initial cluster %s, new cluster token %s, revisions bumped "
-        "by %d and marked compacted" % (initial, token, RESTORE_BUMP_REVISION),
+        "restore the same snapshot on every member into %s: initial cluster %s, new cluster token %s, revisions "
+        "bumped by %d and marked compacted" % (staging, initial, token, RESTORE_BUMP_REVISION),
+        "move the old %s/member aside to %s (kept, never deleted) and the restored one into its place"
+        % (data_dir, moved),
         "start etcd on all, wait for quorum; start kube-apiserver; verify the members, the API through the VIP, "
         "every node Ready and the kube-system pods running",
     ]
-    return {"token": token, "initial_cluster": initial, "data_dir": data_dir, "moved_data_dir": moved,
-            "argv": argv, "lines": lines, "members": names}
+    return {"token": token, "initial_cluster": initial, "data_dir": data_dir, "staging_dir": staging,
+            "moved_member_dir": moved, "argv": argv, "lines": lines, "members": names}

@@ -6,7 +6,7 @@ A backup while one control plane's etcd is down comes from a healthy member and 
 the sealed PKI beside it. Marker ConfigMaps are snapshotted, then deleted and a new object made; the
 restore refuses without its confirmation, refuses a snapshot with a flipped byte and changes nothing under
 --check, each time before anything stops. Then etcd is destroyed on all three control planes (kubelet
-stopped, etcd and the API servers stopped, the data directory removed) and etcd_restore.yml brings the
+stopped, etcd and the API servers stopped, the data removed) and etcd_restore.yml brings the
 cluster back: the markers are there, the new object is gone, three healthy voting members, every node
 Ready, the kube-system pods running. The test prints the restore's time to a healthy cluster (RTO).
 """
@@ -141,7 +141,7 @@ def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
     for host in cp:
         result = lab.sh(host, "systemctl stop kubelet && crictl stop $(crictl ps -q --name '^(etcd|kube-apiserver)$'"
                               " --label io.kubernetes.pod.namespace=kube-system)"
-                              " >/dev/null; rm -rf /var/lib/etcd")
+                              " >/dev/null; rm -rf /var/lib/etcd/member")
         assert result.returncode == 0, result.stderr
     assert all(not running(lab, host, "etcd") for host in cp)
 

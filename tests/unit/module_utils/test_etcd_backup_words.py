@@ -41,13 +41,14 @@ class TestRestorePlan:
         initial = "east-cp-1=https://10.0.0.1:2380,east-cp-2=https://10.0.0.2:2380,east-cp-3=https://10.0.0.3:2380"
         assert plan["initial_cluster"] == initial
         assert plan["token"] == "bmk8s-restore-east-20270115t080000z"
-        assert plan["moved_data_dir"] == "/var/lib/etcd.before-restore-20270115T080000Z"
+        assert plan["staging_dir"] == "/var/lib/etcd/.restore-20270115T080000Z"
+        assert plan["moved_member_dir"] == "/var/lib/etcd/member.before-restore-20270115T080000Z"
         assert sorted(plan["argv"]) == ["east-cp-1", "east-cp-2", "east-cp-3"]
         assert plan["argv"]["east-cp-2"] == [
             "etcdutl", "snapshot", "restore", "SNAPSHOT", "--name", "east-cp-2", "--initial-cluster", initial,
             "--initial-cluster-token", plan["token"], "--initial-advertise-peer-urls", "https://10.0.0.2:2380",
-            "--data-dir", "/var/lib/etcd", "--bump-revision", "1000000000", "--mark-compacted"]
-        assert "revision 812" in plan["lines"][0] and "never deleted" in plan["lines"][2]
+            "--data-dir", plan["staging_dir"], "--bump-revision", "1000000000", "--mark-compacted"]
+        assert "revision 812" in plan["lines"][0] and "never deleted" in plan["lines"][3]
 
     def test_bad_members_are_all_named(self):
         bad = [{"name": "a", "peer_url": "http://10.0.0.1:2380"}, {"name": "a", "peer_url": "https://10.0.0.2:2380"}]
