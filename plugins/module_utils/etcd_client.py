@@ -316,6 +316,19 @@ class EtcdClient:
                                " without any data"))
         return written
 
+    def count(self, key: str, prefix: bool = False) -> int:
+        """How many keys are KEY (0 or 1) or, with PREFIX, start with it; only the count is sent back."""
+        raw = key.encode()
+        body = {"key": _b64(raw), "count_only": True}
+        if prefix:
+            body["range_end"] = _b64(prefix_end(raw))
+        return int(self._call("/v3/kv/range", body).get("count") or 0)
+
+    def count_all(self) -> int:
+        """How many keys the database holds (etcd's whole key space: from "\\0" to "\\0")."""
+        return int(self._call("/v3/kv/range", {"key": _b64(b"\0"), "range_end": _b64(b"\0"),
+                                               "count_only": True}).get("count") or 0)
+
     def probe_member(self, member: Member) -> MemberProbe:
         if not member.client_urls:
             return MemberProbe(False, "no client URL: the member has not started yet")
@@ -340,6 +353,21 @@ class EtcdClient:
         with ThreadPoolExecutor(max_workers=min(len(members), 16)) as pool:
             futures = {m.id: pool.submit(self.probe_member, m) for m in members}
             return {member_id: future.result() for member_id, future in futures.items()}
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The range end that selects every key starting with PREFIX (etcd's clientv3.GetPrefixRangeEnd)."""
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"  # every byte 0xff (or empty): to the end of the key space
 
 
 def _member(raw: dict) -> Member:

@@ -72,3 +72,33 @@ def test_restore_refuses_before_any_control_plane_is_touched(tmp_path):
                        "-e", "etcd_backup_dir=%s" % backups, "-e", "etcd_restore_snapshot=" + os.path.basename(good))
     assert rc != 0 and "the file is damaged" in out and "Nothing was stopped or changed" in out
     assert "PLAY [Restore etcd - the snapshot on every control plane" not in out
+
+
+def test_restore_check_refuses_bad_input_and_fails_without_a_snapshot_that_restores(tmp_path):
+    inv = inventory(tmp_path)
+    rc, out = playbook(inv, "etcd_restore_check.yml", "-e", "etcd_restore_check_cluster=nope", "-e",
+                       "etcd_backup_dir=backups", "-e", "etcd_restore_check_artifacts=", "-e",
+                       "etcd_restore_check_min_keys=some")
+    assert rc != 0
+    assert "etcd_restore_check_cluster=nope is not a cluster of the inventory" in out
+    assert "etcd_backup_dir=backups is not an absolute path" in out
+    assert "no etcd to check with: set etcd_restore_check_artifacts" in out
+    assert "etcd_restore_check_min_keys=some is not a whole number" in out and "Nothing was changed" in out
+
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    tools = []
+    for name in ("etcd", "etcdutl"):
+        tool = tmp_path / name
+        tool.write_text("#!/bin/sh\necho must not run >&2\nexit 1\n")
+        tool.chmod(0o755)
+        tools += ["-e", "etcd_restore_check_%s=%s" % (name, tool)]
+    rc, out = playbook(inv, "etcd_restore_check.yml", "-e", "etcd_backup_dir=%s" % backups, *tools)
+    assert rc != 0 and "cluster c1: NO VERIFIED SNAPSHOT" in out and "0 of 1 clusters have a snapshot" in out
+
+    # Listed as verified (the quick check), but its bytes changed: the full check refuses it before etcdutl runs.
+    flip(write_snapshot(backups, revision=42), 100)
+    rc, out = playbook(inv, "etcd_restore_check.yml", "-e", "etcd_backup_dir=%s" % backups, *tools)
+    assert rc != 0 and "-r42.db FAILED at verify" in out and "differs from the manifest" in out
+    assert "must not run" not in out
+    assert not [p for p in os.listdir("/tmp") if p.startswith("bmk8s-etcd-check-")]

@@ -53,6 +53,7 @@ FILTERS = {
     "etcd_backup_pki_files": ("etcd_backup", "pki_files"),
     "etcd_backup_line": ("etcd_backup", "backup_line"),
     "etcd_restore_plan": ("etcd_backup", "restore_plan"),
+    "etcd_restore_check_line": ("etcd_restore_check", "check_line"),
 }
 PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene", "etcd_backup")
 
