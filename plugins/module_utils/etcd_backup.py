@@ -310,6 +310,48 @@ def verify_snapshot(path: str, full: bool = True) -> Verification:
     return result
 
 
+# Retention hashes every snapshot it keeps; 48 hourly snapshots of a 1 GB database would be 48 GB read every
+# hour. A snapshot hashed once is trusted with the quick check while its size and mtime are what they were when
+# it verified (the cache file in the backup directory); etcd_backups action=verify always hashes everything.
+VERIFIED_CACHE = ".bmk8s-verified.json"
+
+
+def read_verified_cache(directory: str) -> dict:
+    """The verification cache of DIRECTORY: snapshot name -> {size, mtime_ns, sha256}; {} when absent or bad."""
+    try:
+        with open(os.path.join(directory, VERIFIED_CACHE), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("verified") if isinstance(data, dict) else None
+    return {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
+
+
+def verified_cache_text(entries: dict) -> str:
+    return json.dumps({"version": 1, "verified": entries}, indent=1, sort_keys=True) + "\n"
+
+
+def verify_cached(path: str, cache: dict) -> tuple:
+    """(Verification, the cache entry to keep or None, whether the file was hashed) for the snapshot at PATH.
+
+    A cache entry with the file's size and mtime and the manifest's sha256 means it was hashed and verified
+    before: the quick check is enough. Anything else is hashed (``verify_snapshot(full=True)``).
+    """
+    name = os.path.basename(path)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return verify_snapshot(path, full=True), None, True
+    hit = cache.get(name)
+    if hit and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
+        quick = verify_snapshot(path, full=False)
+        if quick.ok and quick.manifest and quick.manifest["sha256"] == hit.get("sha256"):
+            return quick, hit, False
+    full = verify_snapshot(path, full=True)
+    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": full.sha256} if full.ok else None
+    return full, entry, True
+
+
 def build_manifest(*, cluster: str, member: str, endpoint: str, revision: int, etcd_version: str | None,
                    taken_at: float, digest: FileDigest, storage_version: str | None = None,
                    pki_bundle: str | None = None, raft_index: int | None = None) -> dict:

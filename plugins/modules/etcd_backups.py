@@ -21,7 +21,10 @@ description:
     taken). Nothing is hashed, so it is cheap enough for a checker's "age of the last snapshot".
   - O(action=verify) hashes every snapshot - etcd's sha256 trailer and the manifest's sha256 - and fails
     when any of them does not verify (every result is still returned).
-  - O(action=prune) verifies like O(action=verify), then deletes what the retention rules let go - the
+  - O(action=prune) verifies like O(action=verify) - except that a snapshot hashed and verified by an earlier
+    run, whose size and modification time have not changed since, gets the quick check (the cache file
+    C(.bmk8s-verified.json) in O(path); O(rehash=true) hashes everything) - then deletes what the retention
+    rules let go - the
     snapshot, its manifest and its PKI bundle. A snapshot is kept when it is one of the O(keep_last) newest
     verified snapshots or when it is not older than O(max_age) (either rule, when both are set); the newest
     verified snapshot is never deleted; a snapshot that does not verify never counts toward O(keep_last)
@@ -56,6 +59,12 @@ options:
   now:
     description: The time to judge ages at (epoch seconds or ISO 8601). Default is the current time.
     type: raw
+  rehash:
+    description:
+      - With O(action=prune), hash every snapshot again, also those verified before and unchanged since.
+      - O(action=verify) always does.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -131,6 +140,9 @@ snapshots:
     sha256:
       description: sha256 of the file (computed with a full verification, else the manifest's).
       type: str
+    hashed:
+      description: Whether this run hashed the file (false - the quick check, or verified before and unchanged).
+      type: bool
     pki_bundle:
       description: Name of its PKI bundle (from the manifest; null when none).
       type: str
@@ -201,10 +213,12 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import atomic_write_text
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
 from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_backup import (
     PKI_SUFFIX,
     SNAPSHOT_SUFFIX,
+    VERIFIED_CACHE,
     EtcdBackupError,
     Snapshot,
     check_cluster,
@@ -215,6 +229,9 @@ from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_backup import (
     parse_snapshot_name,
     pki_bundle_name,
     prune_plan,
+    read_verified_cache,
+    verified_cache_text,
+    verify_cached,
     verify_snapshot,
 )
 
@@ -227,6 +244,7 @@ def argument_spec():
         max_age=dict(type="str"),
         action=dict(type="str", choices=["list", "verify", "prune"], default="list"),
         now=dict(type="raw"),
+        rehash=dict(type="bool", default=False),
     )
 
 
@@ -288,8 +306,17 @@ def main():
                                       where=path)
             module.exit_json(**result)
         found, result["ignored"] = scan(path, p["cluster"])
-        full = p["action"] != "list"
-        checks = {name: verify_snapshot(os.path.join(path, name), full=full) for name in found}
+        checks, hashed, cache = {}, set(), {}
+        old_cache = read_verified_cache(path) if p["action"] == "prune" and not p["rehash"] else {}
+        for name in found:
+            if p["action"] == "list":
+                checks[name] = verify_snapshot(os.path.join(path, name), full=False)
+                continue
+            checks[name], entry, did_hash = verify_cached(os.path.join(path, name), old_cache)
+            if did_hash:
+                hashed.add(name)
+            if entry:
+                cache[name] = entry
         plan = prune_plan([Snapshot(name, parsed.taken_at, parsed.revision, checks[name].ok)
                            for name, parsed in found.items()], p["keep_last"], max_age, now)
     except (BaremetalError, OSError) as exc:
@@ -302,7 +329,7 @@ def main():
         rows.append(dict(
             name=decision.name, path=os.path.join(path, decision.name), taken_at=iso_utc(parsed.taken_at),
             age_seconds=int(now - parsed.taken_at), revision=parsed.revision, size=check.size,
-            verified=check.ok, reasons=check.reasons, member=manifest.get("member"),
+            verified=check.ok, reasons=check.reasons, hashed=decision.name in hashed, member=manifest.get("member"),
             etcd_version=manifest.get("etcd_version"), sha256=check.sha256, pki_bundle=manifest.get("pki_bundle"),
             decision=decision.action, decision_reason=decision.reason,
         ))
@@ -345,6 +372,14 @@ def main():
                     module.fail_json(msg="%s: cannot delete it: %s. Fix: check the backup directory's permissions"
                                      % (file_path, exc.strerror or exc), **result)
             result["removed_files"] = removed
+    if p["action"] != "list" and not module.check_mode:
+        kept = {name: entry for name, entry in cache.items() if name not in result["pruned"]}
+        if kept != read_verified_cache(path):
+            try:
+                atomic_write_text(os.path.join(path, VERIFIED_CACHE), verified_cache_text(kept), mode=0o600)
+            except OSError as exc:
+                module.warn("%s: the verification cache was not written (%s): the next run hashes every snapshot "
+                            "again" % (os.path.join(path, VERIFIED_CACHE), exc.strerror or exc))
     module.exit_json(**result)
 
 

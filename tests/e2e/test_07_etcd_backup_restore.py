@@ -1,6 +1,6 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""L3: etcd_backup.yml and etcd_restore.yml on the lab cluster, for real (docs/etcd.md).
+"""L3: etcd_backup.yml, etcd_restore.yml and etcd_restore_check.yml on the lab cluster, for real (docs/etcd.md).
 
 A backup while one control plane's etcd is down comes from a healthy member and lands off the node, with
 the sealed PKI beside it. Marker ConfigMaps are snapshotted, then deleted and a new object made; the
@@ -172,3 +172,34 @@ def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
     assert checked.rc == 0, "check.yml is not all ok on the restored cluster"
     assert re.search(r"cluster \S+: OK - \d+ verdicts: 0 critical, 0 warn", text(checked)), checked.output[-3000:]
     assert not re.search(r"not checked: .*snapshot", text(checked)), "the snapshot age was not checked"
+
+
+def test_restore_check_passes_on_the_lab_snapshot_and_fails_on_a_damaged_one(lab, first_run, backup_dir):
+    """etcd_restore_check.yml on the lab's real snapshot, with etcd and etcdutl downloaded from the artifact set
+    the cluster was built from; then a newer copy with a flipped byte is what it finds, and fails on."""
+    [good] = snapshots(backup_dir)
+    run = lab.playbook("etcd_restore_check.yml", "-e", "etcd_backup_dir=" + backup_dir)
+    assert run.rc == 0, "etcd_restore_check.yml failed on a good snapshot"
+    line = re.search(r"cluster %s: %s \(\S+ old\) restores: (\d+) keys at revision (\d+), (\d+) Nodes, checked in "
+                     r"([\d.]+) s" % (lab.name, re.escape(good)), text(run))
+    assert line, run.output[-3000:]
+    nodes = lab.kubectl(control_planes(lab)[0], "get nodes --no-headers").stdout.splitlines()
+    assert int(line.group(1)) > 100 and int(line.group(3)) == len(nodes), line.group(0)
+    print("restore check of %s: %s" % (good, line.group(0)))
+
+    damaged = lab.name + "-29990101T000000Z-r1.db"  # the newest: what the job checks
+    shutil.copyfile(os.path.join(backup_dir, good), os.path.join(backup_dir, damaged))
+    shutil.copyfile(os.path.join(backup_dir, good + ".json"), os.path.join(backup_dir, damaged + ".json"))
+    with open(os.path.join(backup_dir, damaged), "r+b") as handle:
+        handle.seek(8192)
+        byte = handle.read(1)
+        handle.seek(8192)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    try:
+        failed = lab.playbook("etcd_restore_check.yml", "-e", "etcd_backup_dir=" + backup_dir)
+    finally:
+        for path in (damaged, damaged + ".json"):
+            os.unlink(os.path.join(backup_dir, path))
+    assert failed.rc != 0, "etcd_restore_check.yml passed a damaged snapshot"
+    assert re.search(r"%s FAILED at verify: .*differs from the manifest" % re.escape(damaged), text(failed)), \
+        failed.output[-3000:]

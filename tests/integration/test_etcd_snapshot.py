@@ -192,7 +192,8 @@ def test_prune_of_seven_snapshots_keeps_the_five_newest(etcd3, tmp_path):
     pruned = run_module("etcd_backups", args)
     assert not pruned.get("failed"), pruned
     assert pruned["changed"] is True and pruned["pruned"] == names[5:]
-    assert sorted(os.listdir(tmp_path)) == sorted(["notes.db"] + names[:5] + [n + ".json" for n in names[:5]])
+    assert sorted(os.listdir(tmp_path)) == sorted(["notes.db", ".bmk8s-verified.json", *names[:5],
+                                                   *(n + ".json" for n in names[:5])])
     assert pruned["ignored"] == ["notes.db"]
     assert pruned["newest_verified"]["name"] == names[0]
 

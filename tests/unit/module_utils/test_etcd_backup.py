@@ -366,3 +366,38 @@ def test_the_status_answer_is_still_json():
     with FakeGateway() as gateway:
         status = EtcdClient(gateway.endpoints).status(gateway.url("cp1"))
         assert json.dumps(status) and status["header"]["revision"] == "4242"
+
+
+class TestVerifiedCache:
+    def test_a_snapshot_hashed_once_is_trusted_while_unchanged(self, tmp_path):
+        path = write_snapshot(tmp_path)
+        first, entry, hashed = eb.verify_cached(path, {})
+        assert first.ok and hashed and first.full
+        assert entry == {"size": os.path.getsize(path), "mtime_ns": os.stat(path).st_mtime_ns, "sha256": first.sha256}
+        again, kept, hashed = eb.verify_cached(path, {os.path.basename(path): entry})
+        assert again.ok and not hashed and not again.full and kept == entry
+
+    def test_a_changed_file_is_hashed_again_and_fails(self, tmp_path):
+        path = write_snapshot(tmp_path)
+        _check, entry, _hashed = eb.verify_cached(path, {})
+        flip(path, 100)
+        os.utime(path, ns=(entry["mtime_ns"] + 10**9, entry["mtime_ns"] + 10**9))
+        check, new_entry, hashed = eb.verify_cached(path, {os.path.basename(path): entry})
+        assert hashed and not check.ok and new_entry is None
+
+    def test_an_entry_for_another_sha256_is_not_trusted(self, tmp_path):
+        path = write_snapshot(tmp_path)
+        stat = os.stat(path)
+        entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": "0" * 64}
+        check, new_entry, hashed = eb.verify_cached(path, {os.path.basename(path): entry})
+        assert hashed and check.ok and new_entry["sha256"] == check.sha256
+
+    def test_the_cache_file_round_trips_and_a_bad_one_is_empty(self, tmp_path):
+        assert eb.read_verified_cache(str(tmp_path)) == {}
+        entries = {"c1-x.db": {"size": 1, "mtime_ns": 2, "sha256": "ab"}}
+        (tmp_path / eb.VERIFIED_CACHE).write_text(eb.verified_cache_text(entries))
+        assert eb.read_verified_cache(str(tmp_path)) == entries
+        (tmp_path / eb.VERIFIED_CACHE).write_text("{not json")
+        assert eb.read_verified_cache(str(tmp_path)) == {}
+        (tmp_path / eb.VERIFIED_CACHE).write_text('{"verified": ["x"]}')
+        assert eb.read_verified_cache(str(tmp_path)) == {}

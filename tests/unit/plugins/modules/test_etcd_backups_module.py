@@ -73,9 +73,18 @@ def test_pruned_keeps_the_last_five_with_check_mode_and_diff(tmp_path):
     assert sorted(pruned["removed_files"]) == sorted([paths[5], paths[5] + ".json", paths[6], paths[6] + ".json",
                                                       str(bundle)])
     kept = names(paths)[:5]
-    assert sorted(os.listdir(tmp_path)) == sorted(["notes.db", *kept, *(n + ".json" for n in kept)])
+    assert all(s["hashed"] for s in pruned["snapshots"])
+    assert sorted(os.listdir(tmp_path)) == sorted(["notes.db", ".bmk8s-verified.json", *kept,
+                                                   *(n + ".json" for n in kept)])
+    assert oct(os.stat(tmp_path / ".bmk8s-verified.json").st_mode & 0o777) == "0o600"
+    # The next run trusts what it hashed before (unchanged since): nothing is read again.
     again = backups(tmp_path, action="prune", keep_last=5)
     assert again["changed"] is False and again["pruned"] == [] and again["removed_files"] == []
+    assert again["verified_count"] == 5 and not any(s["hashed"] for s in again["snapshots"])
+    rehashed = backups(tmp_path, action="prune", keep_last=5, rehash=True)
+    assert rehashed["verified_count"] == 5 and all(s["hashed"] for s in rehashed["snapshots"])
+    verified = backups(tmp_path, action="verify")
+    assert not verified.get("failed") and all(s["hashed"] for s in verified["snapshots"])
 
 
 def test_a_broken_newest_never_costs_the_good_ones(tmp_path):
