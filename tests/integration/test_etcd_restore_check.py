@@ -53,7 +53,7 @@ def flip_byte(path) -> None:
 def image_archive(path, etcd_binary) -> None:
     """A docker-archive with the etcd server at /usr/local/bin/etcd (the layout docker save writes)."""
     layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
+    with tarfile.open(fileobj=layer, mode="w", dereference=True) as tar:  # the harness's bin dir holds links
         tar.add(etcd_binary, arcname="usr/local/bin/etcd")
     layer_bytes = layer.getvalue()
     digest = hashlib.sha256(layer_bytes).hexdigest()
