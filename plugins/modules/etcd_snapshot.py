@@ -187,30 +187,17 @@ pki_bundle:
   type: str
 """
 
-import contextlib
-import os
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.baremetal.k8s.plugins.module_utils.atomic_file import atomic_write_text
 from ansible_collections.baremetal.k8s.plugins.module_utils.errors import BaremetalError
-from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_backup import (
-    EtcdBackupError,
-    build_manifest,
-    check_cluster,
-    choose_member,
-    digest_file,
-    iso_utc,
-    manifest_path,
-    manifest_text,
-    part_path,
-    snapshot_name,
-    trailer_problem,
-)
 from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_client import (
     EtcdError,
     client_from_params,
     module_argument_spec,
+)
+from ansible_collections.baremetal.k8s.plugins.module_utils.etcd_snapshot_take import (
+    check_inputs,
+    empty_result,
+    take_snapshot,
 )
 
 
@@ -225,109 +212,17 @@ def argument_spec():
     return spec
 
 
-def candidates(client):
-    """The members as choose_member reads them, and member name -> (Member, MemberProbe)."""
-    members = client.member_list()
-    probes = client.probe(members)
-    answered = sorted((p for p in probes.values() if p.status), key=lambda p: not p.healthy)
-    leader_id = next((p.status.get("leader") for p in answered if p.status.get("leader") not in (None, "0")), None)
-    rows = [{"name": m.name, "healthy": probes[m.id].healthy, "is_leader": m.id == leader_id,
-             "is_learner": m.is_learner, "error": probes[m.id].error} for m in members]
-    return rows, {m.name: m for m in members}
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_dest(dest):
-    if not os.path.isdir(dest):
-        os.makedirs(dest, mode=0o700)
-        os.chmod(dest, 0o700)  # whatever the umask
-
-
-def free_bytes(path):
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize
-
-
-def stream(client, url, part, timeout):
-    """Stream the snapshot into PART (0600), fsynced; the bytes written. Removes PART on any failure."""
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            written = client.snapshot(handle, url, timeout=timeout)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return written
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(part)
-        raise
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
-    result = dict(changed=False, cluster=p["cluster"], manifest=None, size=None, sha256=None, etcd_hash_ok=None,
-                  pki_bundle=None, storage_version=None)
+    result = empty_result(p["cluster"])
     try:
-        check_cluster(p["cluster"])
-        if p["snapshot_timeout"] <= 0:
-            raise EtcdBackupError("%s is not a number of seconds above 0" % p["snapshot_timeout"],
-                                  "give how long to wait for each chunk, e.g. 120", where="snapshot_timeout")
+        check_inputs(p["cluster"], p["snapshot_timeout"])  # before the client: a bad name is named first
         client = client_from_params(p)
-        rows, members = candidates(client)
-        choice = choose_member(rows, p["member"])
-        member = members[choice.name]
-        url = member.client_urls[0]
-        result.update(member=choice.name, member_reason=choice.reason, passed_over=choice.passed_over, endpoint=url)
-        started = time.time()
-        status = client.status(url)  # the revision just before the snapshot
-        revision = int(status.get("header", {}).get("revision") or 0)
-        raft_index = int(status["raftIndex"]) if "raftIndex" in status else None
-        db_size = int(status.get("dbSize") or 0)
-        name = snapshot_name(p["cluster"], started, revision)
-        final = os.path.join(p["dest"], name)
-        result.update(name=name, path=final, manifest_path=manifest_path(final), revision=revision,
-                      raft_index=raft_index, etcd_version=status.get("version"), taken_at=iso_utc(started))
-        if module.check_mode:
-            result["changed"] = True  # a snapshot would be written
-            module.exit_json(**result)
-        make_dest(p["dest"])
-        if os.path.exists(final):
-            raise EtcdBackupError("the snapshot already exists", "run again in a second (the name holds the time "
-                                  "to the second)", where=final)
-        if db_size and free_bytes(p["dest"]) < db_size:
-            raise EtcdBackupError("%d bytes free, the database is %d bytes" % (free_bytes(p["dest"]), db_size),
-                                  "free space there, or snapshot into another dest", where=p["dest"])
-        part = part_path(final)
-        stream(client, url, part, p["snapshot_timeout"])
-        digest = digest_file(part)
-        problem = trailer_problem(digest)
-        if problem:
-            os.unlink(part)
-            raise EtcdBackupError("the snapshot from %s failed verification: %s (deleted)" % (url, problem),
-                                  "take it again, or from another member (member option)", where=final)
-        os.chmod(part, 0o600)
-        os.replace(part, final)
-        fsync_dir(p["dest"])
-        manifest = build_manifest(cluster=p["cluster"], member=choice.name, endpoint=url, revision=revision,
-                                  etcd_version=status.get("version"), taken_at=started, digest=digest,
-                                  storage_version=client.snapshot_version, raft_index=raft_index)
-        atomic_write_text(manifest_path(final), manifest_text(manifest), mode=0o600)
+        take_snapshot(client, p["cluster"], p["dest"], member=p["member"], snapshot_timeout=p["snapshot_timeout"],
+                      check=module.check_mode, result=result)
     except (EtcdError, BaremetalError) as exc:
         module.fail_json(msg=str(exc), **result)
-    except OSError as exc:
-        module.fail_json(msg="%s: %s. Fix: check dest is a writable directory with room for the snapshot"
-                         % (exc.filename or p["dest"], exc.strerror or exc), **result)
-    result.update(manifest=manifest, size=digest.size, sha256=digest.sha256, etcd_hash_ok=digest.etcd_hash_ok,
-                  storage_version=client.snapshot_version, changed=True)
     module.exit_json(**result)
 
 

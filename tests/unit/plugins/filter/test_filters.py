@@ -1,7 +1,7 @@
 # Copyright: baremetal.k8s contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene, etcd_backup) expose the pure
-functions by name, found by FQCN."""
+"""The filter plugins (bootstrap, recovery, maintenance, node_metadata, drift, hygiene, etcd_backup,
+etcd_backup_timer) expose the pure functions by name, found by FQCN."""
 
 from __future__ import annotations
 
@@ -54,8 +54,11 @@ FILTERS = {
     "etcd_backup_line": ("etcd_backup", "backup_line"),
     "etcd_restore_plan": ("etcd_backup", "restore_plan"),
     "etcd_restore_check_line": ("etcd_restore_check", "check_line"),
+    "etcd_backup_timer_problems": ("etcd_backup_timer", "timer_problems"),
+    "etcd_backup_timer_config": ("etcd_backup_timer", "timer_config"),
 }
-PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene", "etcd_backup")
+PLUGINS = ("bootstrap", "recovery", "maintenance", "node_metadata", "drift", "hygiene", "etcd_backup",
+           "etcd_backup_timer")
 
 
 def plugin(name):
@@ -115,6 +118,7 @@ def test_the_filters_return_what_the_pure_functions_return():
     ("vrrp_priority", (["a"], "b"), "vrrp_priority: .*api_lb_peers"),
     ("recovery_steps_from", ("dance",), "recovery_steps_from: unknown step"),
     ("node_metadata_changes", ({"items": []}, {}), "node_metadata_changes: nodes: expected the items list"),
+    ("etcd_backup_timer_config", ({"target": ""},), "etcd_backup_timer_config: (?s:.*)etcd_backup_timer_target: empty"),
 ])
 def test_errors_become_ansible_filter_errors_naming_the_filter(name, args, message):
     with pytest.raises(AnsibleFilterError, match=message):
