@@ -25,6 +25,8 @@ The tree (each subclass lives beside the code that raises it)::
     +-- EtcdError (etcd_client.py)         an etcd request failed (EtcdConfigError: bad options)
     +-- EtcdBackupError (etcd_backup.py)   bad input to snapshots, retention or the PKI bundle
     |   +-- PkiBundleError                 a PKI bundle will not open (wrong passphrase, damaged)
+    |   +-- RestoreCheckError (etcd_restore_check.py) the restore check cannot run (a tool, an image)
+    |   +-- TimerConfigError (etcd_backup_timer.py)   the backup timer's config is wrong
     +-- DrainError (k8s_drain_model.py)    a drain could not finish (DrainOptionError: bad options)
     +-- NodeHealthError (node_health.py)   bad input to the health assessment
     +-- RemediationError (remediation.py)  bad input to the remediation policy
