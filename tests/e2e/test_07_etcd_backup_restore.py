@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+import lab as lab_tool  # on sys.path: tests/e2e/conftest.py
+
 pytestmark = [pytest.mark.lab]
 
 PKI_KEY = "lab-backup-passphrase-0123456789"  # the operator's passphrase (in production: the vault)
@@ -203,3 +205,64 @@ def test_restore_check_passes_on_the_lab_snapshot_and_fails_on_a_damaged_one(lab
     assert failed.rc != 0, "etcd_restore_check.yml passed a damaged snapshot"
     assert re.search(r"%s FAILED at verify: .*differs from the manifest" % re.escape(damaged), text(failed)), \
         failed.output[-3000:]
+
+
+def timer_log(lab, host):
+    """What the backup service printed in its last run on HOST."""
+    return lab.sh(host, "journalctl -u bmk8s-etcd-backup.service --no-pager -o cat -n 40").stdout
+
+
+def test_the_backup_timer_on_the_control_planes_copies_off_the_node(lab, first_run):
+    """roles/etcd_backup_timer (sites without AWX) on the three control planes, the target a worker reached with
+    the lab's SSH key: one control plane takes the snapshot, the others skip; with its etcd down the next one
+    takes over; the snapshots land on the target; state=absent removes the timer."""
+    cp = control_planes(lab)
+    target = lab.hosts()[-1]
+    address = lab.sh(target, "ip -o -4 addr show dev eth0").stdout.split()[3].split("/")[0]
+    remote_dir = "/var/backups/etcd-timer"
+    assert lab.sh(target, "rm -rf %s && mkdir -p %s" % (remote_dir, remote_dir)).returncode == 0
+    with open(os.path.join(lab_tool.STATE, "ssh", "id_ed25519"), encoding="ascii") as handle:
+        key = handle.read()
+    settings = json.dumps({"etcd_backup_timer_target": "root@%s:%s" % (address, remote_dir),
+                           "etcd_backup_timer_ssh_private_key": key})
+    run = lab.playbook("etcd_backup_timer.yml", "-e", settings)
+    assert run.rc == 0, run.output[-3000:]
+    assert "BEGIN OPENSSH PRIVATE KEY" not in run.output and key.strip().splitlines()[1] not in run.output
+    again = lab.playbook("etcd_backup_timer.yml", "-e", settings)
+    assert again.rc == 0 and again.changed_hosts() == {}, again.changed_hosts()
+    for host in cp:
+        assert lab.sh(host, "systemctl is-active bmk8s-etcd-backup.timer").stdout.strip() == "active", host
+        assert lab.sh(host, "stat -c %a /etc/baremetal-k8s/etcd-backup.json").stdout.strip() == "600", host
+
+    def remote_snapshots():
+        return sorted(n for n in lab.sh(target, "ls -1 " + remote_dir).stdout.split() if n.endswith(".db"))
+
+    # Not the first control plane: it skips, and says who takes it.
+    skipped = lab.sh(cp[1], "systemctl start bmk8s-etcd-backup.service")
+    assert skipped.returncode == 0, timer_log(lab, cp[1])
+    assert "%s takes the snapshot" % cp[0] in timer_log(lab, cp[1]) and remote_snapshots() == []
+    taken = lab.sh(cp[0], "systemctl start bmk8s-etcd-backup.service")
+    assert taken.returncode == 0, timer_log(lab, cp[0])
+    first = remote_snapshots()
+    assert len(first) == 1 and lab.sh(target, "test -s %s/%s.json" % (remote_dir, first[0])).returncode == 0
+    print(timer_log(lab, cp[0]))
+
+    # The first control plane's etcd down: the second takes over.
+    assert lab.sh(cp[0], "mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml.held").returncode == 0
+    try:
+        wait_for("etcd to stop on " + cp[0], lambda: not running(lab, cp[0], "etcd"))
+        time.sleep(1)  # the names hold the time to the second
+        took_over = lab.sh(cp[1], "systemctl start bmk8s-etcd-backup.service")
+    finally:
+        lab.sh(cp[0], "mv /root/etcd.yaml.held /etc/kubernetes/manifests/etcd.yaml")
+    assert took_over.returncode == 0, timer_log(lab, cp[1])
+    assert "%s takes the snapshot" % cp[1] in timer_log(lab, cp[1]), timer_log(lab, cp[1])
+    assert len(remote_snapshots()) == 2, remote_snapshots()
+    wait_for("etcd on %s to rejoin" % cp[0], lambda: len(running(lab, cp[0], "etcd")) > 0)
+
+    removed = lab.playbook("etcd_backup_timer.yml", "-e", settings, "-e", "etcd_backup_timer_state=absent")
+    assert removed.rc == 0, removed.output[-3000:]
+    for host in cp:
+        assert lab.sh(host, "systemctl cat bmk8s-etcd-backup.timer").returncode != 0, host
+        assert lab.sh(host, "test -e /etc/baremetal-k8s/etcd-backup.json").returncode != 0, host
+    wait_for("three healthy members", lambda: lab.etcdctl(cp[0], "endpoint health --cluster").returncode == 0)
