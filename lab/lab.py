@@ -372,7 +372,24 @@ BMC_CREDENTIALS = "lab"  # the fleet's bmc.credentials: the key of bmc_credentia
 BMC_USER = "lab-admin"
 
 
-def lab_fleet(name, hosts, subnet):
+# How Ansible reaches the lab's hosts: "ssh" (as it reaches real servers; one multiplexed connection per host,
+# no process started in the container per task but the module's) or "docker" (docker exec).
+CONNECTION = os.environ.get("BMK8S_LAB_CONNECTION", "ssh")
+
+
+def connection_vars(host, ssh_key):
+    """The fleet's connection fields of HOST. The interpreter is named: no discovery round trips per run."""
+    if CONNECTION == "docker":
+        return {"ansible_connection": "community.docker.docker", "ansible_host": host["name"],
+                "ansible_python_interpreter": "/usr/bin/python3"}
+    # A rebuilt host has new host keys and a stopped one must fail fast: the lab's hosts come and go.
+    return {"ansible_connection": "ansible.builtin.ssh", "ansible_host": host["address"], "ansible_user": "root",
+            "ansible_ssh_private_key_file": ssh_key, "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                                       "-o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=3"}
+
+
+def lab_fleet(name, hosts, subnet, ssh_key):
     """The fleet file describing the lab: one region, one row, a rack per host.
 
     Hosts 1-3 are the control plane (named in the fleet file); the worker group "edge" (hosts 4-5) is
@@ -401,9 +418,7 @@ def lab_fleet(name, hosts, subnet):
                          "nics": [{"name": "eth0", "speed_gbps": 10}]},
             "location": {"region": "lab", "datacenter": "lab1", "row": "row-1", "rack": host["rack"]},
             "addresses": {"private": host["address"], "private_network": name + "-net"},
-            # The interpreter named: no discovery round trips at the start of every run.
-            "connection": {"ansible_connection": "community.docker.docker", "ansible_host": host["name"],
-                           "ansible_python_interpreter": "/usr/bin/python3"},
+            "connection": connection_vars(host, ssh_key),
             # The lab's BMC (lab.py bmc) powers the host container off and on; its certificate is self-signed.
             "bmc": {"type": "redfish", "address": bmc_address, "system_id": host["name"],
                     "credentials": BMC_CREDENTIALS, "validate_certs": False},
@@ -428,7 +443,7 @@ def write_inventory(name, hosts, subnet, ssh_key):
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "fleet.yml"), "w", encoding="utf-8") as handle:
         handle.write("# Written by lab/lab.py: the lab's hosts as a fleet file.\n")
-        json.dump(lab_fleet(name, hosts, subnet), handle, indent=2)  # JSON is YAML
+        json.dump(lab_fleet(name, hosts, subnet, ssh_key), handle, indent=2)  # JSON is YAML
         handle.write("\n")
     with open(os.path.join(directory, "lab.baremetal.yml"), "w", encoding="utf-8") as handle:
         handle.write("plugin: baremetal.k8s.fleet\nfleet_file: fleet.yml\n")

@@ -22,7 +22,7 @@ SUBNET = "172.30.7.0/24"
 
 def test_every_lab_host_has_the_labs_bmc_with_its_container_as_system():
     hosts = lab.host_plan("bmk8s", 6, SUBNET)
-    fleet = parse_fleet(lab.lab_fleet("bmk8s", hosts, SUBNET), "fleet.yml")
+    fleet = parse_fleet(lab.lab_fleet("bmk8s", hosts, SUBNET, "/lab/ssh/id_ed25519"), "fleet.yml")
     for host in hosts:
         bmc = fleet.servers[host["name"]].bmc
         assert (bmc.type, bmc.address, bmc.system_id) == ("redfish", "https://172.30.7.1:18443", host["name"])
@@ -70,3 +70,18 @@ def test_the_bmc_of_a_lab_that_does_not_exist_says_so(tmp_path, monkeypatch):
     os.makedirs(lab.inventory_dir("old"))  # a lab made before the BMC: its secrets file is made now
     username, password = lab.lab_bmc_credentials("old")
     assert username == "lab-admin" and password
+
+
+def test_the_lab_reaches_its_hosts_over_ssh_or_docker_exec(monkeypatch):
+    host = lab.host_plan("bmk8s", 1, SUBNET)[0]
+    monkeypatch.setattr(lab, "CONNECTION", "ssh")
+    ssh = lab.connection_vars(host, "/lab/ssh/id_ed25519")
+    assert ssh["ansible_connection"] == "ansible.builtin.ssh" and ssh["ansible_host"] == host["address"]
+    assert ssh["ansible_ssh_private_key_file"] == "/lab/ssh/id_ed25519" and ssh["ansible_user"] == "root"
+    assert "ConnectTimeout=5" in ssh["ansible_ssh_common_args"]
+    monkeypatch.setattr(lab, "CONNECTION", "docker")
+    docker = lab.connection_vars(host, "/lab/ssh/id_ed25519")
+    assert docker == {"ansible_connection": "community.docker.docker", "ansible_host": host["name"],
+                      "ansible_python_interpreter": "/usr/bin/python3"}
+    for connection in (ssh, docker):  # the fleet file takes them as they are
+        assert all(key.startswith("ansible_") for key in connection)
