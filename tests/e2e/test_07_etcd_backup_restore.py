@@ -217,8 +217,10 @@ def test_the_backup_timer_on_the_control_planes_copies_off_the_node(lab, first_r
     the lab's SSH key: one control plane takes the snapshot, the others skip; with its etcd down the next one
     takes over; the snapshots land on the target; state=absent removes the timer."""
     cp = control_planes(lab)
-    target = lab.hosts()[-1]
-    address = lab.sh(target, "ip -o -4 addr show dev eth0").stdout.split()[3].split("/")[0]
+    # A worker that test_06 rebuilt and left running (the last one may be the host it left down).
+    target = lab.hosts()[3]
+    with open(lab.fleet_file, encoding="utf-8") as handle:
+        address = next(s["addresses"]["private"] for s in json.load(handle)["servers"] if s["name"] == target)
     remote_dir = "/var/backups/etcd-timer"
     assert lab.sh(target, "rm -rf %s && mkdir -p %s" % (remote_dir, remote_dir)).returncode == 0
     with open(os.path.join(lab_tool.STATE, "ssh", "id_ed25519"), encoding="ascii") as handle:
