@@ -33,6 +33,7 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 import time
 
 from .errors import BaremetalError, format_error
@@ -452,10 +453,9 @@ class _Run:
         except (OSError, subprocess.SubprocessError) as exc:
             self.fail(step, "%s could not run: %s" % (argv[0], exc), "check %s on %s" % (argv[0], self.me))
         if done.returncode != 0:
-            self.fail(step, "%s %s exited %s after %.1f s: %s" % (argv[0], what, done.returncode,
-                                                                    max(0.0, self.clock() - started),
-                                                                    _tail(done.stderr)),
-                      _ssh_fix(done.stderr, self) + note)
+            took = max(0.0, self.clock() - started)
+            problem = "%s %s exited %s after %.1f s: %s" % (argv[0], what, done.returncode, took, _tail(done.stderr))
+            self.fail(step, problem, _ssh_fix(done.stderr, self) + note)
         return done.stdout or ""
 
     def etcd(self):
@@ -469,8 +469,8 @@ class _Run:
                       "check etcd on the control planes (baremetal.k8s.etcd_info) and the endpoints and "
                       "certificates in the config")
         healthy = {m.name: probes[m.id].healthy for m in members if m.name}
-        self.say("etcd", "%d members, healthy: %s" % (len(members), ", ".join(sorted(n for n, ok in healthy.items()
-                                                                                       if ok)) or "none"), started)
+        names = ", ".join(sorted(n for n, ok in healthy.items() if ok)) or "none"
+        self.say("etcd", "%d members, healthy: %s" % (len(members), names), started)
         return client, healthy
 
     def snapshot(self, client):
@@ -593,7 +593,8 @@ def run(config, me, *, client_factory, runner, clock, log) -> int:
 
 
 def _stdout(line):
-    print(line, flush=True)
+    sys.stdout.write(line + "\n")  # the journal's line: systemd reads the service's stdout
+    sys.stdout.flush()
 
 
 def main(argv=None) -> int:
@@ -613,8 +614,7 @@ def main(argv=None) -> int:
             data = json.load(handle)
     except OSError as exc:
         _stdout("host %s: config: FAILED: %s: cannot read it: %s. Fix: apply the role baremetal.k8s."
-                "etcd_backup_timer (it writes it), or give --config PATH" % (args.me, args.config,
-                                                                               exc.strerror or exc))
+                "etcd_backup_timer (it writes it), or give --config PATH" % (args.me, args.config, exc.strerror or exc))
         return EXIT_CONFIG
     except ValueError as exc:
         _stdout("host %s: config: FAILED: %s: not JSON: %s. Fix: apply the role baremetal.k8s.etcd_backup_timer "
@@ -627,4 +627,3 @@ def main(argv=None) -> int:
         return EXIT_CONFIG
     return run(config, args.me, client_factory=client_from_config, runner=subprocess.run, clock=time.time,
                log=_stdout)
-

@@ -238,8 +238,8 @@ def check_line(result: dict) -> str:
     if not result.get("snapshot"):
         return "cluster %s: NO VERIFIED SNAPSHOT (%s)" % (cluster, result.get("error") or "none found")
     if not check.get("ok"):
-        return "cluster %s: %s FAILED at %s: %s" % (cluster, result["snapshot"], check.get("step", "the start"),
-                                                  "; ".join(check.get("problems") or []) or result.get("error"))
+        why = "; ".join(check.get("problems") or []) or result.get("error")
+        return "cluster %s: %s FAILED at %s: %s" % (cluster, result["snapshot"], check.get("step", "the start"), why)
     seconds = check.get("seconds") or {}
     nodes = next((count for key, count in (check.get("keys") or {}).items() if key == "/registry/minions/"), None)
     age = result.get("age_seconds")

@@ -73,6 +73,7 @@ attributes:
     description: Runs the whole check in check mode too; it leaves nothing behind.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
 seealso:
   - module: baremetal.k8s.etcd_snapshot
   - module: baremetal.k8s.etcd_backups
@@ -152,8 +153,8 @@ def argument_spec():
         etcd_binary=dict(type="path"),
         etcd_image=dict(type="path"),
         etcdutl=dict(type="path"),
-        expected_keys=dict(type="list", elements="str"),
-        min_keys=dict(type="int", default=1),
+        expected_keys=dict(type="list", elements="str", no_log=False),
+        min_keys=dict(type="int", default=1, no_log=False),
         work_dir=dict(type="path"),
         timeout=dict(type="float", default=60.0),
     )

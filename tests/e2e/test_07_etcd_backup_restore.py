@@ -21,6 +21,7 @@ import stat
 import time
 
 import pytest
+import yaml
 
 import lab as lab_tool  # on sys.path: tests/e2e/conftest.py
 
@@ -220,7 +221,7 @@ def test_the_backup_timer_on_the_control_planes_copies_off_the_node(lab, first_r
     # A worker that test_06 rebuilt and left running (the last one may be the host it left down).
     target = lab.hosts()[3]
     with open(lab.fleet_file, encoding="utf-8") as handle:
-        address = next(s["addresses"]["private"] for s in json.load(handle)["servers"] if s["name"] == target)
+        address = next(s["addresses"]["private"] for s in yaml.safe_load(handle)["servers"] if s["name"] == target)
     remote_dir = "/var/backups/etcd-timer"
     assert lab.sh(target, "rm -rf %s && mkdir -p %s" % (remote_dir, remote_dir)).returncode == 0
     with open(os.path.join(lab_tool.STATE, "ssh", "id_ed25519"), encoding="ascii") as handle:

@@ -76,8 +76,8 @@ def test_a_failure_keeps_what_was_chosen_in_the_result(tmp_path):
 
 
 def test_a_named_member_that_is_down(tmp_path):
-    with FakeGateway(down={"cp3"}) as gateway, pytest.raises(eb.EtcdBackupError,
-                                                              match=r"^member: member cp3 is not healthy: "):
+    gateway = FakeGateway(down={"cp3"})
+    with gateway, pytest.raises(eb.EtcdBackupError, match=r"^member: member cp3 is not healthy: "):
         take_snapshot(client(gateway), "c1", str(tmp_path / "d"), member="cp3")
     assert not (tmp_path / "d").exists()
 
