@@ -22,6 +22,7 @@ import time
 
 import pytest
 import yaml
+from etcd_gateway import flip  # tests/unit, on sys.path: tests/e2e/conftest.py
 
 import lab as lab_tool  # on sys.path: tests/e2e/conftest.py
 
@@ -54,6 +55,14 @@ def text(run):
 
 def snapshots(backup_dir):
     return sorted(name for name in os.listdir(backup_dir) if name.endswith(".db"))
+
+
+def damaged_copy(backup_dir, good, name):
+    """A copy of snapshot GOOD named NAME, its manifest beside it, with a byte flipped; NAME."""
+    shutil.copyfile(os.path.join(backup_dir, good), os.path.join(backup_dir, name))
+    shutil.copyfile(os.path.join(backup_dir, good + ".json"), os.path.join(backup_dir, name + ".json"))
+    flip(os.path.join(backup_dir, name), 8192)
+    return name
 
 
 def running(lab, host, name):
@@ -124,14 +133,7 @@ def test_restore_after_etcd_is_destroyed_everywhere(lab, first_run, backup_dir):
     refused = restore(lab, backup_dir)
     assert refused.rc != 0 and "without the confirmation" in text(refused)
     untouched(lab)
-    damaged = lab.name + "-20200101T000000Z-r1.db"
-    shutil.copyfile(os.path.join(backup_dir, good), os.path.join(backup_dir, damaged))
-    shutil.copyfile(os.path.join(backup_dir, good + ".json"), os.path.join(backup_dir, damaged + ".json"))
-    with open(os.path.join(backup_dir, damaged), "r+b") as handle:
-        handle.seek(8192)
-        byte = handle.read(1)
-        handle.seek(8192)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    damaged = damaged_copy(backup_dir, good, lab.name + "-20200101T000000Z-r1.db")
     refused = restore(lab, backup_dir, "-e", "etcd_restore_confirm=" + lab.name,
                       "-e", "etcd_restore_snapshot=" + damaged)
     assert refused.rc != 0 and "the file is damaged" in text(refused), refused.output[-3000:]
@@ -190,14 +192,7 @@ def test_restore_check_passes_on_the_lab_snapshot_and_fails_on_a_damaged_one(lab
     assert int(line.group(1)) > 100 and int(line.group(3)) == len(nodes), line.group(0)
     print("restore check of %s: %s" % (good, line.group(0)))
 
-    damaged = lab.name + "-29990101T000000Z-r1.db"  # the newest: what the job checks
-    shutil.copyfile(os.path.join(backup_dir, good), os.path.join(backup_dir, damaged))
-    shutil.copyfile(os.path.join(backup_dir, good + ".json"), os.path.join(backup_dir, damaged + ".json"))
-    with open(os.path.join(backup_dir, damaged), "r+b") as handle:
-        handle.seek(8192)
-        byte = handle.read(1)
-        handle.seek(8192)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    damaged = damaged_copy(backup_dir, good, lab.name + "-29990101T000000Z-r1.db")  # the newest: what the job checks
     try:
         failed = lab.playbook("etcd_restore_check.yml", "-e", "etcd_backup_dir=" + backup_dir)
     finally:

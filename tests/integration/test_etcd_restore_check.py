@@ -18,6 +18,7 @@ import json
 import os
 import tarfile
 
+from etcd_gateway import flip
 from test_etcd_membership import TIMEOUT, client, etcd3, etcd_bin, etcd_pki, no_traceback, run_module
 from test_etcd_snapshot import etcdutl, snapshot
 
@@ -40,14 +41,6 @@ def restore_check(cluster, path, work_dir, check: bool = False, **extra) -> dict
     args = {"path": str(path), "etcd_binary": os.path.join(str(cluster.bin_dir), "etcd"),
             "etcdutl": etcdutl(cluster), "work_dir": str(work_dir), "timeout": 60, **extra}
     return run_module("etcd_restore_check", args, check=check)
-
-
-def flip_byte(path) -> None:
-    with open(path, "r+b") as handle:
-        handle.seek(os.path.getsize(path) // 2)
-        byte = handle.read(1)
-        handle.seek(-1, os.SEEK_CUR)
-        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 def image_archive(path, etcd_binary) -> None:
@@ -121,7 +114,7 @@ def test_damaged_or_foreign_snapshots_fail_with_the_reason(etcd3, tmp_path):
     assert result["check"]["keys"]["/registry/minions/"] == 0
 
     # A flipped byte: refused at the first step, etcd never started.
-    flip_byte(good["path"])
+    flip(good["path"], os.path.getsize(good["path"]) // 2)
     damaged = restore_check(etcd3, good["path"], work)
     no_traceback(damaged)
     assert damaged["failed"] and damaged["check"]["step"] == "verify"
